@@ -1,0 +1,21 @@
+"""Shared test setup. No test may reach the internet: every provider is a loopback server."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(tmp_path, monkeypatch):
+    """Each test gets its own HOME/config/data dirs and no real API keys."""
+    for var in list(os.environ):
+        if var.endswith("_API_KEY"):
+            monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.delenv("AI_ROUTER_CONFIG", raising=False)
+    monkeypatch.delenv("AI_ROUTER_DB", raising=False)
+    monkeypatch.delenv("AI_ROUTER_OFFLINE", raising=False)
