@@ -1,0 +1,1 @@
+"""Provider adapters: one module per API shape (see base.Adapter)."""
