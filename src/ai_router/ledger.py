@@ -1,0 +1,232 @@
+"""The budget ledger: one SQLite file (WAL) shared by every ai-router process.
+
+Money is integer micro-USD. A call first reserves its worst-case cost inside a
+`BEGIN IMMEDIATE` transaction that refuses when spent + reserved + amount would
+pass the day's limit; afterwards it settles with the actual cost. Reservations
+orphaned by a crash expire after a TTL and are settled at their full amount.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from .clock import Clock, budget_day, day_elapsed_share, system_clock
+from .errors import LedgerError
+from .schema import Usage
+
+migrations = Migrations("ai-router")
+
+
+@migrations()
+def m001_calls_and_outcomes(db: Database) -> None:
+    db["calls"].create({
+        "id": str, "day": str, "request_id": str, "provider": str, "model": str,
+        "status": str,  # reserved | settled | released | expired
+        "reserved_micro": int, "cost_micro": int,
+        "created_at": float, "expires_at": float, "settled_at": float,
+        "input_tokens": int, "cache_read_tokens": int, "cache_write_tokens": int,
+        "output_tokens": int, "reasoning_tokens": int, "usage_estimated": int,
+    }, pk="id", not_null={"day", "status", "reserved_micro", "created_at", "expires_at"})
+    db["calls"].create_index(["day", "status"])
+    db["calls"].create_index(["status", "expires_at"])
+    db["outcomes"].create({
+        "id": str, "ts": float, "day": str, "source": str, "prompt": str,
+        "digest": str, "decision": str, "decision_source": str, "manager_ms": float,
+        "overrides": str, "capability": str, "tier": str, "provider": str, "model": str,
+        "input_tokens": int, "output_tokens": int, "cost_micro": int, "latency_ms": float,
+        "attempts": int, "status": str, "error": str, "feedback": str,
+    }, pk="id")
+    db["outcomes"].create_index(["day"])
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Today's money, as the guard sees it."""
+
+    day: str
+    limit_micro: int
+    spent_micro: int
+    reserved_micro: int
+    elapsed_share: float  # of the local day, 0–1
+
+    @property
+    def remaining_micro(self) -> int:
+        return max(0, self.limit_micro - self.spent_micro - self.reserved_micro)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    id: str
+    day: str
+    amount_micro: int
+
+
+def usd(micro: int) -> float:
+    return micro / 1_000_000
+
+
+def to_micro(dollars: float) -> int:
+    return round(dollars * 1_000_000)
+
+
+class Ledger:
+    """Thread-safe within a process (one connection, one lock); process-safe through SQLite."""
+
+    def __init__(self, path: Path | str, tz: ZoneInfo, *, ttl_s: float = 900,
+                 clock: Clock = system_clock):
+        self.path, self.tz, self.ttl_s, self.clock = Path(path), tz, ttl_s, clock
+        self._lock = threading.Lock()
+        self.db = open_database(self.path)
+
+    # -- the day's money ----------------------------------------------------------------
+
+    def reserve(self, amount_micro: int, limit_micro: int, *, provider: str, model: str,
+                request_id: str) -> Reservation | None:
+        """Hold `amount_micro` for one call, or return None if it would pass the limit."""
+        if amount_micro < 0:
+            raise ValueError("a reservation cannot be negative")
+        now = self.clock()
+        day = budget_day(now, self.tz)
+        with self._immediate() as conn:
+            self._expire(conn, now)
+            spent, reserved = self._totals(conn, day)
+            if spent + reserved + amount_micro > limit_micro and amount_micro > 0:
+                return None
+            rid = uuid.uuid4().hex
+            conn.execute(
+                "INSERT INTO calls (id, day, request_id, provider, model, status, reserved_micro,"
+                " created_at, expires_at) VALUES (?, ?, ?, ?, ?, 'reserved', ?, ?, ?)",
+                (rid, day, request_id, provider, model, amount_micro, now, now + self.ttl_s))
+        return Reservation(rid, day, amount_micro)
+
+    def settle(self, reservation: Reservation, cost_micro: int, usage: Usage | None) -> None:
+        """Record the actual cost (the provider's usage is the truth) and free the rest."""
+        u = usage or Usage(estimated=True)
+        with self._immediate() as conn:
+            conn.execute(
+                "UPDATE calls SET status='settled', cost_micro=?, settled_at=?, input_tokens=?,"
+                " cache_read_tokens=?, cache_write_tokens=?, output_tokens=?,"
+                " reasoning_tokens=?, usage_estimated=? WHERE id=?",
+                (max(0, cost_micro), self.clock(), u.input_tokens, u.cache_read_tokens,
+                 u.cache_write_tokens, u.output_tokens, u.reasoning_tokens, int(u.estimated),
+                 reservation.id))
+
+    def release(self, reservation: Reservation) -> None:
+        """The call failed before the provider did any billable work: nothing was spent."""
+        with self._immediate() as conn:
+            conn.execute("UPDATE calls SET status='released', cost_micro=0, settled_at=?"
+                         " WHERE id=? AND status='reserved'", (self.clock(), reservation.id))
+
+    def snapshot(self, limit_micro: int) -> Snapshot:
+        now = self.clock()
+        day = budget_day(now, self.tz)
+        with self._immediate() as conn:
+            self._expire(conn, now)
+            spent, reserved = self._totals(conn, day)
+        return Snapshot(day, limit_micro, spent, reserved, day_elapsed_share(now, self.tz))
+
+    def spend_by_model(self, day: str | None = None) -> list[dict[str, Any]]:
+        day = day or budget_day(self.clock(), self.tz)
+        return self._query(
+            "SELECT provider, model, count(*) AS calls, sum(coalesce(cost_micro, 0)) AS"
+            " cost_micro, sum(coalesce(input_tokens, 0)) AS input_tokens,"
+            " sum(coalesce(output_tokens, 0)) AS output_tokens FROM calls WHERE day=? AND"
+            " status IN ('settled', 'expired') GROUP BY provider, model"
+            " ORDER BY cost_micro DESC", (day,))
+
+    # -- the outcome log ----------------------------------------------------------------
+
+    def record_outcome(self, outcome: dict[str, Any]) -> None:
+        row = {k: json.dumps(v) if isinstance(v, (dict, list)) else v
+               for k, v in outcome.items()}
+        row.setdefault("ts", self.clock())
+        row.setdefault("day", budget_day(row["ts"], self.tz))
+        with self._immediate():
+            self.db["outcomes"].insert(row, alter=False)
+
+    def set_feedback(self, outcome_id: str, feedback: str) -> bool:
+        with self._immediate() as conn:
+            cur = conn.execute("UPDATE outcomes SET feedback=? WHERE id=?", (feedback, outcome_id))
+            return cur.rowcount == 1
+
+    # -- internals ----------------------------------------------------------------------
+
+    @contextmanager
+    def _immediate(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the lock up front, so read-check-write is atomic
+        across processes (a deferred BEGIN would fail with 'database is locked')."""
+        conn = self.db.conn
+        with self._lock:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as e:
+                raise LedgerError(f"budget ledger {self.path} is unavailable: {e}") from e
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                conn.execute("ROLLBACK")
+                raise LedgerError(f"budget ledger {self.path} could not be written: {e}") from e
+
+    def _expire(self, conn: sqlite3.Connection, now: float) -> None:
+        # a crashed process never settles: count its hold as spent, the conservative side
+        conn.execute("UPDATE calls SET status='expired', cost_micro=reserved_micro,"
+                     " settled_at=? WHERE status='reserved' AND expires_at < ?", (now, now))
+
+    @staticmethod
+    def _totals(conn: sqlite3.Connection, day: str) -> tuple[int, int]:
+        spent, reserved = conn.execute(
+            "SELECT coalesce(sum(CASE WHEN status IN ('settled','expired') THEN cost_micro END),"
+            " 0), coalesce(sum(CASE WHEN status='reserved' THEN reserved_micro END), 0)"
+            " FROM calls WHERE day=?", (day,)).fetchone()
+        return spent, reserved
+
+    def _query(self, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            cur = self.db.conn.execute(sql, params)
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def open_database(path: Path) -> Database:
+    """The one place the ledger database is opened: WAL, owner-only, migrations applied."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # owner-only from the start
+        os.close(fd)
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        db = Database(conn)
+        conn.execute("BEGIN IMMEDIATE")  # several processes may start on a fresh file at once
+        try:
+            migrations.apply(db)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return db
+    except (OSError, sqlite3.Error) as e:
+        raise LedgerError(f"cannot open the budget ledger at {path}: {e}; check the path "
+                          "(AI_ROUTER_DB or `database` in models.toml) and its permissions") from e
