@@ -1,0 +1,209 @@
+"""The guard: a pure, deterministic function from a proposal to a plan.
+
+It may override the manager and records every override with a reason. Whatever
+the manager says (wrong, down, prompt-injected), the plan only holds models that
+can serve the request and reservations that fit what is left of the day.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .config import Config, ModelConfig, Price
+from .ledger import Snapshot
+from .schema import TIERS, Capability, RoutingDecision, Tier
+
+VIRTUAL_MODELS = ("auto", "chat", "coding", "reasoning", "long_context", "fast", "cheap",
+                  "strong", "local")
+_VIRTUAL_CAPABILITY: dict[str, Capability] = {
+    "chat": "chat", "coding": "coding", "reasoning": "reasoning"}
+_VIRTUAL_TIER: dict[str, Tier] = {"cheap": "cheap", "strong": "strong", "local": "local"}
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What the client asked for, beyond the messages."""
+
+    virtual_model: str = "auto"  # one of VIRTUAL_MODELS, or "" when a concrete model is pinned
+    pinned: str | None = None  # a concrete "provider/model"
+    capability: Capability | None = None  # an explicit capability (CLI --capability, tool arg)
+    max_output_tokens: int | None = None  # the client's own max_tokens
+    max_cost_micro: int | None = None  # a per-call ceiling (route_and_ask's max_cost_usd)
+    offline: bool = False  # forced offline-only mode
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What was measured about the request (never guessed by the manager)."""
+
+    input_tokens: int  # conservative count, safety margin included
+    has_tools: bool = False
+    has_images: bool = False
+    wants_json: bool = False
+    long_context: bool = False
+
+
+@dataclass(frozen=True)
+class Candidate:
+    model: ModelConfig
+    max_tokens: int
+    reserve_micro: int
+
+
+@dataclass
+class Plan:
+    capability: Capability
+    tier: Tier
+    candidates: list[Candidate] = field(default_factory=list)
+    overrides: list[str] = field(default_factory=list)
+    offline: bool = False
+
+    @property
+    def refusal(self) -> str | None:
+        if self.candidates:
+            return None
+        return "no configured model can serve this request: " + "; ".join(self.overrides[-3:])
+
+
+def worst_case_micro(price: Price, input_tokens: int, output_tokens: int) -> int:
+    """Reservation for one call: USD per million tokens × tokens = micro-USD, rounded up.
+    Every input token at the dearer of the input and cache-write prices."""
+    dearest_input = max(price.input, price.cache_write or 0.0)
+    return math.ceil(input_tokens * dearest_input + output_tokens * price.output)
+
+
+def plan(decision: RoutingDecision, facts: Facts, intent: Intent, snapshot: Snapshot,
+         config: Config, available: frozenset[str],
+         prices: Mapping[str, Price | None]) -> Plan:
+    """Turn the manager's proposal into ordered, affordable, capable candidates.
+
+    `available`: providers whose key is present and that are healthy now.
+    `prices`: price per model ref; None means unknown (a paid model is then refused).
+    """
+    overrides: list[str] = []
+    capability = decision.capability
+    wanted_cap = intent.capability or _VIRTUAL_CAPABILITY.get(intent.virtual_model)
+    if wanted_cap and wanted_cap != capability:
+        overrides.append(f"capability {capability} → {wanted_cap}: the client asked for it")
+        capability = wanted_cap
+
+    chain = config.routing.chains[capability]
+    tier = _target_tier(decision.tier, chain, intent, overrides)
+    tier, offline = _budget_cap(tier, snapshot, config, intent, overrides)
+
+    pool = _pool(intent, config, capability, overrides)
+    candidates: list[Candidate] = []
+    for t in _tier_order(tier, chain):
+        for model in _rank([m for m in pool if m.tier == t], intent, facts):
+            c = _candidate(model, decision, facts, intent, snapshot, config, available,
+                           prices, overrides)
+            if c:
+                candidates.append(c)
+    return Plan(capability, tier, candidates, overrides, offline)
+
+
+def _target_tier(proposed: Tier, chain: list[Tier], intent: Intent,
+                 overrides: list[str]) -> Tier:
+    if intent.virtual_model in _VIRTUAL_TIER:
+        wanted = _VIRTUAL_TIER[intent.virtual_model]
+        if wanted != proposed:
+            overrides.append(f"tier {proposed} → {wanted}: the client asked for {wanted}")
+        return wanted
+    if intent.pinned:
+        return "strong"  # the pinned model's own tier decides; don't cut it here
+    top = max(chain, key=TIERS.index)
+    if TIERS.index(proposed) > TIERS.index(top):
+        overrides.append(f"tier {proposed} → {top}: this capability never needs more")
+        return top
+    return proposed
+
+
+def _budget_cap(tier: Tier, snap: Snapshot, config: Config, intent: Intent,
+                overrides: list[str]) -> tuple[Tier, bool]:
+    """Downgrade as the day's money runs low; local only when it is gone."""
+    b = config.budget
+    if intent.offline:
+        if tier != "local":
+            overrides.append(f"tier {tier} → local: offline-only mode is on")
+        return "local", True
+    if snap.limit_micro <= 0 or snap.remaining_micro <= 0:
+        if tier != "local":
+            overrides.append(f"tier {tier} → local: today's budget is spent")
+        return "local", True
+    remaining_share = snap.remaining_micro / snap.limit_micro
+    if tier == "strong" and remaining_share < b.downgrade_below:
+        overrides.append(f"tier strong → cheap: only {remaining_share:.0%} of today's budget left")
+        return "cheap", False
+    spent_share = (snap.spent_micro + snap.reserved_micro) / snap.limit_micro
+    if (b.pace_margin is not None and tier == "strong"
+            and spent_share > snap.elapsed_share + b.pace_margin):
+        overrides.append(f"tier strong → cheap: {spent_share:.0%} of the budget spent with "
+                         f"{snap.elapsed_share:.0%} of the day gone")
+        return "cheap", False
+    return tier, False
+
+
+def _tier_order(tier: Tier, chain: list[Tier]) -> list[Tier]:
+    """The target tier, then the chain's cheaper tiers in the chain's order, local last."""
+    rank = TIERS.index(tier)
+    order = [tier] + [t for t in chain if TIERS.index(t) < rank and t != tier]
+    return [*dict.fromkeys([*order, "local"])]
+
+
+def _pool(intent: Intent, config: Config, capability: Capability,
+          overrides: list[str]) -> list[ModelConfig]:
+    models = list(config.models.values())
+    if intent.pinned:
+        pinned = config.models[intent.pinned]
+        return [pinned] + [m for m in models if m.is_local and m is not pinned]
+    able = [m for m in models if capability in m.capabilities]
+    return able or [m for m in models if m.is_local]
+
+
+def _rank(models: list[ModelConfig], intent: Intent, facts: Facts) -> list[ModelConfig]:
+    if intent.pinned:
+        return sorted(models, key=lambda m: m.ref != intent.pinned)
+    if intent.virtual_model == "long_context" or facts.long_context:
+        return sorted(models, key=lambda m: (-m.context_window, -m.quality))
+    if intent.virtual_model == "fast":
+        return sorted(models, key=lambda m: (-m.speed, -m.quality))
+    return sorted(models, key=lambda m: (-m.quality, -m.speed))
+
+
+def _candidate(model: ModelConfig, decision: RoutingDecision, facts: Facts, intent: Intent,
+               snap: Snapshot, config: Config, available: frozenset[str],
+               prices: Mapping[str, Price | None], overrides: list[str]) -> Candidate | None:
+    def skip(why: str) -> None:
+        overrides.append(f"skipped {model.ref}: {why}")
+
+    if model.provider not in available:
+        return skip("no key or provider unhealthy")
+    missing = [f for f, needed in (("tools", facts.has_tools), ("vision", facts.has_images),
+                                   ("json", facts.wants_json)) if needed and f not in model.features]
+    if missing:
+        return skip(f"does not support {', '.join(missing)}")
+    room = model.context_window - facts.input_tokens
+    if room < 1:
+        return skip(f"{facts.input_tokens} input tokens exceed its {model.context_window} window")
+    cap = min(model.max_output, room, intent.max_output_tokens or max(
+        4 * decision.output_tokens, config.routing.default_output_tokens))
+    if model.is_local:
+        return Candidate(model, cap, 0)
+    price = prices.get(model.ref)
+    if price is None:
+        return skip("no known price (add one in models.toml)")
+    budget = snap.remaining_micro
+    if intent.max_cost_micro is not None:
+        budget = min(budget, intent.max_cost_micro)
+    cost = worst_case_micro(price, facts.input_tokens, cap)
+    if cost > budget:
+        # a smaller cap may still fit, if it leaves room for the expected answer
+        input_cost = worst_case_micro(price, facts.input_tokens, 0)
+        fitting = int((budget - input_cost) / price.output) if price.output else cap
+        if fitting < max(2 * decision.output_tokens, 256) or fitting >= cap:
+            return skip(f"worst case ${cost / 1e6:.4f} exceeds the ${budget / 1e6:.4f} left")
+        overrides.append(f"{model.ref}: output cap {cap} → {fitting} to fit the budget")
+        cap, cost = fitting, worst_case_micro(price, facts.input_tokens, fitting)
+    return Candidate(model, cap, cost)
