@@ -1,0 +1,236 @@
+"""The `openai-compatible` kind: every API that speaks OpenAI's chat-completions dialect.
+
+OpenAI, DeepSeek, Qwen/DashScope, Moonshot, Z.ai, OpenRouter, LM Studio, Ollama's /v1
+and llama.cpp differ only by base URL, plus a few extra fields this module reads
+when present (`reasoning_content`, DeepSeek's and Kimi's cache counters).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import suppress
+from typing import Any, TypeVar
+
+import httpx
+import openai
+import pydantic
+
+from ..errors import AuthFailed, BadRequest, ProviderError, RateLimited, Unavailable
+from ..schema import ChatRequest, Completion, Delta, ToolCallDelta, Usage
+from .base import Adapter
+
+PASSED_THROUGH = ("messages", "tools", "tool_choice", "response_format", "temperature",
+                  "top_p", "stop", "reasoning_effort")
+MAX_MESSAGE = 300  # characters of a provider's error message worth keeping
+T = TypeVar("T")
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """Errors raised while reading a body, which the SDK does not wrap (mid-stream cuts).
+    openai>=3 talks through its own httpx fork, older versions through httpx."""
+    errors: list[type[BaseException]] = [httpx.TransportError]
+    with suppress(ImportError):
+        import httpx2
+        errors.append(httpx2.TransportError)
+    return tuple(errors)
+
+
+TRANSPORT_ERRORS = _transport_errors()
+
+
+class OpenAICompatAdapter(Adapter):
+    kind = "openai-compatible"
+
+    @property
+    def client(self) -> openai.AsyncOpenAI:
+        if self._client is None:
+            # max_retries=0: the router falls back to the next candidate itself
+            self._client = openai.AsyncOpenAI(
+                base_url=self.config.base_url, api_key=self._api_key or "not-needed",
+                timeout=self.config.timeout_s, max_retries=0)
+        return self._client
+
+    async def complete(self, request: ChatRequest, model: str, max_tokens: int) -> Completion:
+        params = request_params(request, model, max_tokens, self.config.max_tokens_field)
+        async with self._errors():
+            response = await self.client.chat.completions.create(**params)
+            return self._parse(completion_from_response, response)
+
+    async def stream(self, request: ChatRequest, model: str,
+                     max_tokens: int) -> AsyncIterator[Delta]:
+        params = request_params(request, model, max_tokens, self.config.max_tokens_field)
+        finished = False
+        async with self._errors():
+            chunks = await self.client.chat.completions.create(
+                **params, stream=True, stream_options={"include_usage": True})
+            async with chunks:
+                async for chunk in chunks:
+                    delta = self._parse(delta_from_chunk, chunk)
+                    if delta is not None:
+                        finished = finished or delta.finish_reason is not None
+                        yield delta
+        if not finished:
+            raise Unavailable(self.name, "the stream ended before the answer was finished")
+
+    def _parse(self, convert: Callable[[Any], T], value: Any) -> T:
+        # The SDK builds its types without validation, so a body missing required fields
+        # only shows up here, as attribute or index errors.
+        try:
+            return convert(value)
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as e:
+            raise Unavailable(self.name, "malformed response body") from e
+
+    def _errors(self) -> OpenAIErrorMap:
+        return OpenAIErrorMap(self.name, self.config.key_env, self._api_key,
+                              self.config.timeout_s)
+
+
+# ---- request / response converters (pure) -----------------------------------------------
+
+def request_params(request: ChatRequest, model: str, max_tokens: int,
+                   max_tokens_field: str) -> dict[str, Any]:
+    """SDK keyword arguments: the OpenAI fields that are set, and the guard's cap under the
+    field name this provider understands."""
+    params: dict[str, Any] = {"model": model, max_tokens_field: max_tokens}
+    for name in PASSED_THROUGH:
+        value = getattr(request, name)
+        if value is not None:
+            params[name] = value
+    return params
+
+
+def _extra(obj: Any, name: str) -> Any:
+    """A field the SDK's types do not declare (kept by its models as an extra)."""
+    return (getattr(obj, "model_extra", None) or {}).get(name)
+
+
+def _reasoning(message: Any) -> str:
+    # DeepSeek/Qwen/Kimi/GLM: reasoning_content; OpenRouter: reasoning
+    value = _extra(message, "reasoning_content") or _extra(message, "reasoning")
+    return value if isinstance(value, str) else ""
+
+
+def usage_from_openai(usage: Any) -> Usage | None:
+    """prompt_tokens already includes cached tokens; completion_tokens includes reasoning."""
+    if usage is None:
+        return None
+    prompt_details = getattr(usage, "prompt_tokens_details", None)
+    cached = getattr(prompt_details, "cached_tokens", None)
+    if cached is None:  # DeepSeek: prompt_cache_hit_tokens; Moonshot: top-level cached_tokens
+        cached = _extra(usage, "prompt_cache_hit_tokens") or _extra(usage, "cached_tokens")
+    completion_details = getattr(usage, "completion_tokens_details", None)
+    return Usage(input_tokens=usage.prompt_tokens or 0,
+                 cache_read_tokens=cached or 0,
+                 output_tokens=usage.completion_tokens or 0,
+                 reasoning_tokens=getattr(completion_details, "reasoning_tokens", None) or 0)
+
+
+def completion_from_response(response: Any) -> Completion:
+    choice = response.choices[0]
+    message = choice.message
+    return Completion(
+        text=message.content or "",
+        reasoning=_reasoning(message),
+        tool_calls=[c.model_dump(exclude_none=True) for c in message.tool_calls or []],
+        finish_reason=choice.finish_reason or "stop",
+        usage=usage_from_openai(response.usage),
+        model=response.model or "")
+
+
+def delta_from_chunk(chunk: Any) -> Delta | None:
+    """One SSE chunk as one Delta (text and tool-call fragments together, so neither is
+    lost when a provider sends both in a single chunk). None when the chunk is empty."""
+    delta = Delta(usage=usage_from_openai(getattr(chunk, "usage", None)))
+    for choice in chunk.choices[:1]:
+        d = choice.delta
+        delta.text = d.content or ""
+        delta.reasoning = _reasoning(d)
+        delta.tool_calls = [
+            ToolCallDelta(index=c.index, id=c.id,
+                          name=c.function.name if c.function else None,
+                          arguments=(c.function.arguments if c.function else None) or "")
+            for c in d.tool_calls or []]
+        delta.finish_reason = choice.finish_reason
+    empty = not (delta.text or delta.reasoning or delta.tool_calls or delta.finish_reason
+                 or delta.usage)
+    return None if empty else delta
+
+
+# ---- errors -----------------------------------------------------------------------------
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """Retry-After as seconds: OpenAI's retry-after-ms, delta-seconds, or an HTTP date."""
+    with suppress(TypeError, ValueError):
+        if ms := headers.get("retry-after-ms"):
+            return max(float(ms) / 1000, 0.0)
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    with suppress(ValueError):
+        return max(float(value), 0.0)
+    with suppress(TypeError, ValueError):
+        return max(email.utils.parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    return None
+
+
+def _provider_message(error: openai.APIError) -> str:
+    body = error.body
+    message = body.get("message") if isinstance(body, dict) else None
+    return str(message or "")[:MAX_MESSAGE]
+
+
+class OpenAIErrorMap:
+    """Maps SDK and transport exceptions to `ai_router.errors` by type and status code.
+    The API key is scrubbed from every message, even if a provider echoes it."""
+
+    def __init__(self, provider: str, key_env: str | None, api_key: str | None,
+                 timeout_s: float):
+        self.provider, self.key_env, self.timeout_s = provider, key_env, timeout_s
+        self._api_key = api_key
+
+    async def __aenter__(self) -> OpenAIErrorMap:
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None or isinstance(exc, ProviderError) or not isinstance(exc, Exception):
+            return
+        mapped = self.map(exc)
+        if mapped is not None:
+            raise mapped from exc
+
+    def map(self, exc: Exception) -> ProviderError | None:
+        p = self.provider
+        if isinstance(exc, openai.APIStatusError):
+            return self._status_error(exc)
+        if isinstance(exc, openai.APITimeoutError):
+            return Unavailable(p, f"no answer within {self.timeout_s:g}s")
+        if isinstance(exc, openai.APIConnectionError):
+            return Unavailable(p, "cannot connect; check the provider's base_url and that "
+                                  "it is running")
+        if isinstance(exc, openai.APIError):  # an error event inside a stream, a bad body
+            return Unavailable(p, self._scrub(_provider_message(exc) or "provider error"))
+        if isinstance(exc, TRANSPORT_ERRORS):
+            return Unavailable(p, "the connection broke while reading the answer")
+        if isinstance(exc, json.JSONDecodeError | pydantic.ValidationError):
+            return Unavailable(p, "malformed response body")
+        return None
+
+    def _status_error(self, exc: openai.APIStatusError) -> ProviderError:
+        p, status = self.provider, exc.status_code
+        detail = self._scrub(_provider_message(exc))
+        said = f": {detail}" if detail else ""
+        if isinstance(exc, openai.RateLimitError) or status == 429:
+            return RateLimited(p, f"rate limited{said}",
+                               retry_after_s=retry_after_seconds(exc.response.headers))
+        if status in (401, 402, 403):
+            fix = f"; check {self.key_env}" if self.key_env else ""
+            return AuthFailed(p, f"the key was refused{said}{fix}", status)
+        if status in (408, 409, 425) or status >= 500:
+            return Unavailable(p, f"server error{said}", status)
+        return BadRequest(p, f"request rejected{said}", status)
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._api_key, "***") if self._api_key else text
