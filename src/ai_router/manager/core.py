@@ -1,0 +1,147 @@
+"""The manager: a small local model proposes a RoutingDecision, within a hard deadline.
+
+`decide` never raises: a model that is down, slow, or answers nonsense yields the
+deterministic fallback decision, with the reason recorded. The guard checks whatever
+comes out of here, so a wrong decision costs quality, never money.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import anthropic.types  # noqa: F401 - see below
+import openai
+import pydantic
+from instructor import AsyncInstructor, Mode, from_openai  # imported eagerly: ~0.8 s, once
+from instructor.core import IncompleteOutputException, InstructorError, InstructorRetryException
+
+from .. import local_model
+from ..config import ManagerConfig
+from ..digest import Digest
+from ..schema import RoutingDecision
+from .endpoint import Endpoint, EndpointChooser, NoEndpoint
+from .fallback import fallback_decision
+from .prompt import ManagerPrompt
+from .structured import ManagerReply, decision_grammar, to_decision
+
+# instructor imports anthropic.types (~1.6 s) lazily on the first parsed reply; importing
+# it here keeps that cost out of the first decision's deadline.
+
+# The whitespace-free JSON takes ~40-60 tokens with a short reason; the cap only
+# bounds a model that goes wrong.
+DECISION_MAX_TOKENS = 128
+FALLBACK_MODEL = "fallback"
+
+
+@dataclass(frozen=True)
+class ManagerResult:
+    decision: RoutingDecision
+    source: Literal["model", "fallback"]
+    fallback_reason: str | None
+    latency_s: float
+    model: str  # which local model decided, e.g. "embedded/SmolLM2-135M-Instruct"
+
+
+class Manager:
+    def __init__(self, config: ManagerConfig, prompt: ManagerPrompt | None = None,
+                 endpoint_ttl_s: float = 60.0):
+        self.config = config
+        self.prompt = prompt or ManagerPrompt.load()
+        self.endpoints = EndpointChooser(config, ttl_s=endpoint_ttl_s)
+        self._grammar = decision_grammar()
+        self._background: set[asyncio.Task[None]] = set()
+        # base_url -> (event loop, client): an SDK client costs ~25 ms to build, and its
+        # connection pool belongs to the loop that opened it
+        self._clients: dict[str, tuple[asyncio.AbstractEventLoop, AsyncInstructor]] = {}
+
+    async def decide(self, digest: Digest) -> ManagerResult:
+        start = time.perf_counter()
+        state: dict[str, Endpoint] = {}
+        try:
+            decision = await asyncio.wait_for(self._ask(digest, state), self.config.timeout_s)
+        except Exception as e:  # noqa: BLE001 - every failure means "use the fallback"
+            endpoint = state.get("endpoint")
+            if endpoint and _endpoint_failed(e):
+                self.endpoints.forget()
+            return ManagerResult(
+                decision=fallback_decision(digest), source="fallback",
+                fallback_reason=self._describe(e, endpoint),
+                latency_s=time.perf_counter() - start,
+                model=endpoint.label if endpoint else FALLBACK_MODEL)
+        endpoint = state["endpoint"]
+        if endpoint.kind == "ollama":
+            self._keep_warm(endpoint)
+        return ManagerResult(decision=decision, source="model", fallback_reason=None,
+                             latency_s=time.perf_counter() - start, model=endpoint.label)
+
+    async def _ask(self, digest: Digest, state: dict[str, Endpoint]) -> RoutingDecision:
+        endpoint = state["endpoint"] = await self.endpoints.get()
+        reply = await self._client(endpoint.base_url).chat.completions.create(
+            model=endpoint.model,
+            response_model=ManagerReply,
+            messages=self.prompt.messages(digest),  # type: ignore[arg-type]
+            max_retries=0,  # a second try would not fit the latency budget
+            max_tokens=DECISION_MAX_TOKENS,
+            temperature=0,
+            extra_body=self._extra_body(endpoint),
+        )
+        return to_decision(reply, digest)
+
+    def _client(self, base_url: str) -> AsyncInstructor:
+        loop = asyncio.get_running_loop()
+        cached = self._clients.get(base_url)
+        if cached and cached[0] is loop:
+            return cached[1]
+        raw = openai.AsyncOpenAI(base_url=base_url, api_key="local", max_retries=0,
+                                 timeout=self.config.timeout_s)
+        client = from_openai(raw, mode=Mode.JSON_SCHEMA)
+        self._clients[base_url] = (loop, client)
+        return client
+
+    def _extra_body(self, endpoint: Endpoint) -> dict[str, Any] | None:
+        if endpoint.kind != "embedded":
+            return None
+        # llama.cpp prefers response_format over `grammar`, and its schema grammar allows
+        # free whitespace that a tiny model pads with. Send the whitespace-free grammar
+        # instead; instructor still validates the reply against ManagerReply's schema.
+        return {"response_format": openai.omit, "grammar": self._grammar}
+
+    def _keep_warm(self, endpoint: Endpoint) -> None:
+        if self._background:  # one refresh in flight is enough
+            return
+        task = asyncio.create_task(local_model.ollama_keep_warm(
+            self.config.endpoint.rstrip("/"), endpoint.model, self.config.keep_alive))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _describe(self, error: BaseException, endpoint: Endpoint | None) -> str:
+        where = endpoint.label if endpoint else "the manager model"
+        error = _unwrap(error)
+        if isinstance(error, TimeoutError):
+            return f"{where} did not answer within {self.config.timeout_s:g}s"
+        if isinstance(error, NoEndpoint):
+            return f"no local model: {error}"
+        if isinstance(error, openai.APIConnectionError):
+            return f"cannot reach {where} at {endpoint.base_url if endpoint else '?'}"
+        if isinstance(error, openai.APIStatusError):
+            return f"{where} answered HTTP {error.status_code}"
+        if isinstance(error, IncompleteOutputException):
+            return f"{where} ran out of tokens before finishing its JSON"
+        if isinstance(error, (pydantic.ValidationError, ValueError, InstructorError)):
+            return f"{where} returned output that does not fit the decision schema"
+        return f"{where} failed: {type(error).__name__}"
+
+
+def _unwrap(error: BaseException) -> BaseException:
+    """instructor wraps the real failure in InstructorRetryException."""
+    if isinstance(error, InstructorRetryException) and error.__cause__ is not None:
+        return error.__cause__
+    return error
+
+
+def _endpoint_failed(error: BaseException) -> bool:
+    error = _unwrap(error)
+    return isinstance(error, (openai.APIConnectionError, openai.APIStatusError, TimeoutError))

@@ -1,0 +1,123 @@
+"""The deterministic decision used when the manager model is down, slow or talks nonsense.
+
+Keyword and feature heuristics, first match wins. The order matters: a request to
+"write a Python function" is coding before it is writing, and "convert this to
+JSON" is extraction before anything else.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..digest import Digest
+from ..schema import CAPABILITIES, Capability, RoutingDecision, Tier
+
+MIN_OUTPUT_TOKENS = 16
+MAX_OUTPUT_TOKENS = 32_000
+
+# Typical answer length per capability; adjusted below by what the user asks for.
+BASE_OUTPUT_TOKENS: dict[Capability, int] = {
+    "chat": 300, "knowledge": 500, "writing": 900, "coding": 1500,
+    "math": 800, "reasoning": 1200, "extraction": 600,
+}
+TIER_BY_CAPABILITY: dict[Capability, Tier] = {
+    "coding": "strong", "math": "strong", "reasoning": "strong",
+    "chat": "cheap", "knowledge": "cheap", "writing": "cheap", "extraction": "cheap",
+}
+
+
+def _words(*patterns: str) -> re.Pattern[str]:
+    return re.compile(r"\b(?:" + "|".join(patterns) + r")\b", re.IGNORECASE)
+
+
+_CODE_FENCE = re.compile(r"```|^\s{4,}\S.*[;{}()]\s*$", re.MULTILINE)
+_CODE = _words(
+    r"python", r"javascript", r"typescript", r"java", r"golang", r"rust", r"kotlin",
+    r"swift", r"ruby", r"php", r"c\+\+", r"c#", r"sql", r"html", r"css", r"bash",
+    r"shell script", r"powershell", r"regex", r"function", r"functions", r"class",
+    r"method", r"bug", r"debug", r"compile[sd]?", r"compiler", r"stack ?trace",
+    r"traceback", r"exception", r"segfault", r"refactor", r"unit tests?", r"code",
+    r"script", r"algorithm", r"git", r"docker", r"kubernetes", r"api", r"endpoint",
+    r"library", r"npm", r"pip", r"def", r"import", r"variable", r"null pointer")
+_EXTRACTION = re.compile(
+    r"\b(?:summari[sz]e|summary|tl;?dr|extract|translat(?:e|ion)|key points)\b"
+    r"|\bconvert\b.*\b(?:json|csv|yaml|xml|table|markdown)\b"
+    r"|\b(?:to|as|into) (?:json|csv|yaml|a table)\b",
+    re.IGNORECASE | re.DOTALL)
+_MATH_NOTATION = re.compile(
+    r"\d\s*[-+*/^×÷=]\s*\d|\\(?:frac|int|sum|sqrt|cdot)|[∫∑√π≤≥≠∞]|\$[^$\n]+\$"
+    r"|\b[a-z]\s*\^\s*\d|\b\d*[xy]\s*[-+=]\s*\d")
+_MATH = _words(
+    r"equation", r"integral", r"derivative", r"solve for", r"probability", r"calculate",
+    r"compute", r"arithmetic", r"algebra", r"geometry", r"calculus", r"matrix",
+    r"eigenvalues?", r"factorial", r"primes?", r"percent(?:age)?", r"average", r"sum of",
+    r"how many", r"how much", r"remainder")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_WRITING = _words(
+    r"write", r"draft", r"compose", r"poem", r"poetry", r"story", r"essay", r"email",
+    r"letter", r"blog post", r"article", r"rewrite", r"rephrase", r"proofread",
+    r"lyrics", r"haiku", r"tweet", r"slogan", r"speech", r"toast", r"cover letter")
+_REASONING = _words(
+    r"why", r"explain", r"prove", r"proof", r"plan", r"step by step", r"compare",
+    r"trade-?offs?", r"pros and cons", r"analy[sz]e", r"reason", r"should i",
+    r"strategy", r"design", r"evaluate", r"think through", r"implications?")
+_GREETING = re.compile(
+    r"^\W*(?:hi|hello|hey|yo|thanks|thank you|good (?:morning|evening|night)|"
+    r"how are you|what'?s up|bye)\b", re.IGNORECASE)
+_FACT_QUESTION = re.compile(
+    r"^\W*(?:what|who|whom|whose|when|where|which|how (?:many|much|far|long|old|big|tall)"
+    r"|is|are|was|were|does|did|do|can|define|name|list)\b", re.IGNORECASE)
+_SHORT = _words(r"one sentence", r"one word", r"in a word", r"briefly", r"brief",
+                r"short", r"quick(?:ly)?", r"yes or no", r"one line", r"concise")
+_LONG = _words(r"detailed", r"in depth", r"in-depth", r"comprehensive", r"thorough",
+               r"long", r"full", r"complete", r"entire", r"essay", r"report", r"chapter")
+
+
+def classify(text: str) -> Capability:
+    """The capability a request most likely needs, from its text alone."""
+    if _CODE_FENCE.search(text) or _CODE.search(text):
+        return "coding"
+    if _EXTRACTION.search(text):
+        return "extraction"
+    if _MATH_NOTATION.search(text) or (
+            _MATH.search(text) and len(_NUMBER.findall(text)) >= 2):
+        return "math"
+    if _WRITING.search(text):
+        return "writing"
+    if _REASONING.search(text):
+        return "reasoning"
+    if _GREETING.search(text):
+        return "chat"
+    if _FACT_QUESTION.search(text) or text.rstrip().endswith("?"):
+        return "knowledge"
+    return "chat"
+
+
+def estimate_output_tokens(capability: Capability, digest: Digest) -> int:
+    tokens = BASE_OUTPUT_TOKENS[capability]
+    if _SHORT.search(digest.text):
+        tokens = min(tokens, 150)
+    elif _LONG.search(digest.text):
+        tokens *= 2
+    if capability == "extraction":  # converting or translating text yields text of similar size
+        tokens = max(tokens, digest.text_chars // 4)
+    return clamp_output_tokens(tokens, digest.requested_max_output)
+
+
+def clamp_output_tokens(tokens: int, requested_max: int | None = None) -> int:
+    upper = min(MAX_OUTPUT_TOKENS, requested_max) if requested_max else MAX_OUTPUT_TOKENS
+    return max(MIN_OUTPUT_TOKENS, min(tokens, max(upper, MIN_OUTPUT_TOKENS)))
+
+
+def fallback_decision(digest: Digest) -> RoutingDecision:
+    """A sensible decision with no model: never raises, always the same for the same digest."""
+    if digest.virtual_model in CAPABILITIES:  # the client already said what it needs
+        capability: Capability = digest.virtual_model  # type: ignore[assignment]
+    else:
+        capability = classify(digest.text)
+    return RoutingDecision(
+        capability=capability,
+        output_tokens=estimate_output_tokens(capability, digest),
+        tier=TIER_BY_CAPABILITY[capability],
+        reason=f"heuristic: {capability}",
+    )
