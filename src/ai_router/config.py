@@ -80,7 +80,6 @@ class BudgetConfig(_Strict):
     downgrade_below: float = Field(default=0.25, ge=0, le=1)  # remaining share: strong → cheap
     pace_margin: float | None = Field(default=0.25, ge=0)  # None disables the pace rule
     reservation_ttl_s: int = Field(default=900, gt=0)  # orphaned reservations expire after this
-    input_safety: float = Field(default=1.15, ge=1)  # headroom on estimated (non-exact) input
 
 
 class ManagerConfig(_Strict):

@@ -95,12 +95,16 @@ def plan(decision: RoutingDecision, facts: Facts, intent: Intent, snapshot: Snap
 
     pool = _pool(intent, config, capability, overrides)
     candidates: list[Candidate] = []
+    skipped: dict[str, list[str]] = {}  # reason → models, so the log stays readable
     for t in _tier_order(tier, chain):
         for model in _rank([m for m in pool if m.tier == t], intent, facts):
             c = _candidate(model, decision, facts, intent, snapshot, config, available,
                            prices, overrides)
-            if c:
+            if isinstance(c, Candidate):
                 candidates.append(c)
+            else:
+                skipped.setdefault(c, []).append(model.ref)
+    overrides += [f"skipped {', '.join(refs)}: {why}" for why, refs in skipped.items()]
     return Plan(capability, tier, candidates, overrides, offline)
 
 
@@ -174,26 +178,24 @@ def _rank(models: list[ModelConfig], intent: Intent, facts: Facts) -> list[Model
 
 def _candidate(model: ModelConfig, decision: RoutingDecision, facts: Facts, intent: Intent,
                snap: Snapshot, config: Config, available: frozenset[str],
-               prices: Mapping[str, Price | None], overrides: list[str]) -> Candidate | None:
-    def skip(why: str) -> None:
-        overrides.append(f"skipped {model.ref}: {why}")
-
+               prices: Mapping[str, Price | None], overrides: list[str]) -> Candidate | str:
+    """A candidate, or the reason this model cannot be one."""
     if model.provider not in available:
-        return skip("no key or provider unhealthy")
+        return "no key, or the provider is failing"
     missing = [f for f, needed in (("tools", facts.has_tools), ("vision", facts.has_images),
                                    ("json", facts.wants_json)) if needed and f not in model.features]
     if missing:
-        return skip(f"does not support {', '.join(missing)}")
+        return f"no {', '.join(missing)} support"
     room = model.context_window - facts.input_tokens
     if room < 1:
-        return skip(f"{facts.input_tokens} input tokens exceed its {model.context_window} window")
+        return f"{facts.input_tokens} input tokens do not fit the context window"
     cap = min(model.max_output, room, intent.max_output_tokens or max(
         4 * decision.output_tokens, config.routing.default_output_tokens))
     if model.is_local:
         return Candidate(model, cap, 0)
     price = prices.get(model.ref)
     if price is None:
-        return skip("no known price (add one in models.toml)")
+        return "no known price (add one in models.toml)"
     budget = snap.remaining_micro
     if intent.max_cost_micro is not None:
         budget = min(budget, intent.max_cost_micro)
@@ -203,7 +205,7 @@ def _candidate(model: ModelConfig, decision: RoutingDecision, facts: Facts, inte
         input_cost = worst_case_micro(price, facts.input_tokens, 0)
         fitting = int((budget - input_cost) / price.output) if price.output else cap
         if fitting < max(2 * decision.output_tokens, 256) or fitting >= cap:
-            return skip(f"worst case ${cost / 1e6:.4f} exceeds the ${budget / 1e6:.4f} left")
+            return f"worst case exceeds the ${budget / 1e6:.4f} this call may spend"
         overrides.append(f"{model.ref}: output cap {cap} → {fitting} to fit the budget")
         cap, cost = fitting, worst_case_micro(price, facts.input_tokens, fitting)
     return Candidate(model, cap, cost)

@@ -34,6 +34,9 @@ from .structured import ManagerReply, decision_grammar, to_decision
 # bounds a model that goes wrong.
 DECISION_MAX_TOKENS = 128
 FALLBACK_MODEL = "fallback"
+# The first decision of a process starts the embedded server and fills llama.cpp's prompt
+# cache with the stable instructions (~4 s on 2 cores); only later ones get the hard deadline.
+COLD_START_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -56,12 +59,19 @@ class Manager:
         # base_url -> (event loop, client): an SDK client costs ~25 ms to build, and its
         # connection pool belongs to the loop that opened it
         self._clients: dict[str, tuple[asyncio.AbstractEventLoop, AsyncInstructor]] = {}
+        self._warm = False
+
+    async def warm_up(self) -> ManagerResult:
+        """Start the local model and cache the prompt now, so requests meet a warm manager."""
+        return await self.decide(WARM_UP_DIGEST)
 
     async def decide(self, digest: Digest) -> ManagerResult:
         start = time.perf_counter()
         state: dict[str, Endpoint] = {}
+        timeout = self.config.timeout_s if self._warm else max(self.config.timeout_s,
+                                                                 COLD_START_TIMEOUT_S)
         try:
-            decision = await asyncio.wait_for(self._ask(digest, state), self.config.timeout_s)
+            decision = await asyncio.wait_for(self._ask(digest, state), timeout)
         except Exception as e:  # noqa: BLE001 - every failure means "use the fallback"
             endpoint = state.get("endpoint")
             if endpoint and _endpoint_failed(e):
@@ -71,6 +81,7 @@ class Manager:
                 fallback_reason=self._describe(e, endpoint),
                 latency_s=time.perf_counter() - start,
                 model=endpoint.label if endpoint else FALLBACK_MODEL)
+        self._warm = True
         endpoint = state["endpoint"]
         if endpoint.kind == "ollama":
             self._keep_warm(endpoint)
@@ -95,8 +106,9 @@ class Manager:
         cached = self._clients.get(base_url)
         if cached and cached[0] is loop:
             return cached[1]
+        # asyncio.wait_for in decide() is the real deadline (cold or warm)
         raw = openai.AsyncOpenAI(base_url=base_url, api_key="local", max_retries=0,
-                                 timeout=self.config.timeout_s)
+                                 timeout=COLD_START_TIMEOUT_S)
         client = from_openai(raw, mode=Mode.JSON_SCHEMA)
         self._clients[base_url] = (loop, client)
         return client
@@ -133,6 +145,11 @@ class Manager:
         if isinstance(error, (pydantic.ValidationError, ValueError, InstructorError)):
             return f"{where} returned output that does not fit the decision schema"
         return f"{where} failed: {type(error).__name__}"
+
+
+WARM_UP_DIGEST = Digest(text="Hello!", input_tokens=10, has_tools=False, has_images=False,
+                        wants_json=False, turns=1, in_tool_loop=False, virtual_model="auto",
+                        long_context=False)
 
 
 def _unwrap(error: BaseException) -> BaseException:

@@ -1,0 +1,144 @@
+"""The command line: the only sync edge. Each command is a thin wrapper over async code."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .config import load_config
+from .errors import RouterError
+from .ledger import usd
+from .schema import CAPABILITIES, ChatRequest
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="ai-router: a personal LLM gateway that spends a fixed daily budget wisely.")
+out = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+ConfigOpt = Annotated[str | None, typer.Option("--config", help="models.toml to use")]
+
+
+def clean_errors(fn: Callable[..., T]) -> Callable[..., T]:
+    """Router errors become one clear line on stderr and exit code 1, never a traceback."""
+    @wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except RouterError as e:
+            err.print(f"[red]error:[/red] {e}", highlight=False)
+            raise typer.Exit(1) from None
+    return run
+
+
+def offline_forced(flag: bool) -> bool:
+    return flag or os.environ.get("AI_ROUTER_OFFLINE", "") not in ("", "0", "false")
+
+
+@app.command()
+@clean_errors
+def ask(prompt: Annotated[str, typer.Argument(help="your question; '-' reads stdin")],
+        capability: Annotated[str | None, typer.Option(
+            help=f"force a capability: {', '.join(CAPABILITIES)}")] = None,
+        model: Annotated[str, typer.Option(
+            help="virtual model (auto, coding, cheap, local, …) or provider/model")] = "auto",
+        system: Annotated[str | None, typer.Option(help="a system prompt")] = None,
+        max_cost: Annotated[float | None, typer.Option(help="USD ceiling for this call")] = None,
+        offline: Annotated[bool, typer.Option(help="use local models only")] = False,
+        as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
+        config: ConfigOpt = None) -> None:
+    """Ask one question; print the answer and a footer (model, tier, tokens, cost, budget)."""
+    from .router import Router
+
+    if capability and capability not in CAPABILITIES:
+        raise RouterError(f"unknown capability {capability!r}; use one of {', '.join(CAPABILITIES)}")
+    text = sys.stdin.read() if prompt == "-" else prompt
+    request = ChatRequest.from_prompt(text, system=system, model=model)
+
+    async def go() -> Any:
+        router = Router.from_config(load_config(config), offline=offline_forced(offline))
+        try:
+            return await router.ask(request, capability=capability,  # type: ignore[arg-type]
+                                    max_cost_usd=max_cost, source="cli")
+        finally:
+            await router.aclose()
+
+    r = asyncio.run(go())
+    if as_json:
+        print(json.dumps({
+            "answer": r.completion.text, "provider": r.model.provider, "model": r.model.ref,
+            "tier": r.model.tier, "capability": r.capability, "usage": r.usage.model_dump(),
+            "cost_usd": usd(r.cost_micro), "remaining_usd": usd(r.remaining_micro),
+            "decision": {**r.manager.decision.model_dump(), "source": r.manager.source,
+                         "fallback_reason": r.manager.fallback_reason},
+            "overrides": r.overrides, "attempts": r.attempts, "offline": r.offline,
+            "request_id": r.request_id}, ensure_ascii=False))
+        return
+    print(r.completion.text)
+    u = r.usage
+    err.print(f"[dim]— {r.model.ref} · {r.model.tier} · {u.input_tokens}→{u.output_tokens} tokens"
+              f"{' (estimated)' if u.estimated else ''} · ${usd(r.cost_micro):.6f}"
+              f" · ${usd(r.remaining_micro):.2f} left today"
+              f"{' · offline-only' if r.offline else ''}[/dim]", highlight=False)
+
+
+@app.command()
+@clean_errors
+def budget(config: ConfigOpt = None,
+           as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Today's limit, spent, reserved, remaining, and spend per model."""
+    from .router import Router
+
+    router = Router.from_config(load_config(config))
+    snap = router.ledger.snapshot(router.limit_micro)
+    rows = router.ledger.spend_by_model(snap.day)
+    router.ledger.close()
+    if as_json:
+        print(json.dumps({"day": snap.day, "limit_usd": usd(snap.limit_micro),
+                          "spent_usd": usd(snap.spent_micro),
+                          "reserved_usd": usd(snap.reserved_micro),
+                          "remaining_usd": usd(snap.remaining_micro),
+                          "by_model": [{**r, "cost_usd": usd(r.pop("cost_micro"))} for r in rows]}))
+        return
+    out.print(f"[bold]{snap.day}[/bold]  limit ${usd(snap.limit_micro):.2f} · spent "
+              f"${usd(snap.spent_micro):.6f} · reserved ${usd(snap.reserved_micro):.6f} · "
+              f"remaining [green]${usd(snap.remaining_micro):.6f}[/green]", highlight=False)
+    table = Table("model", "calls", "input tok", "output tok", "cost $")
+    for r in rows:
+        table.add_row(r["model"], str(r["calls"]), str(r["input_tokens"]),
+                      str(r["output_tokens"]), f"{usd(r['cost_micro']):.6f}")
+    out.print(table)
+
+
+@app.command()
+@clean_errors
+def models(config: ConfigOpt = None) -> None:
+    """The model registry with key status and prices (USD per million tokens)."""
+    from .config import Keys
+    from .router import _price_table
+
+    cfg, keys = load_config(config), Keys.load()
+    prices = _price_table(cfg)
+    table = Table("model", "tier", "key", "in $/M", "out $/M", "context", "features")
+    for ref, m in cfg.models.items():
+        env = cfg.providers[m.provider].key_env
+        key = "not needed" if env is None else (env if keys.has(env) else f"[red]{env} unset[/red]")
+        p = prices[ref]
+        table.add_row(ref, m.tier, key, "[red]unknown[/red]" if p is None else f"{p.input:g}",
+                      "" if p is None else f"{p.output:g}", f"{m.context_window:,}",
+                      ",".join(m.features))
+    out.print(table)
+
+
+def main() -> None:
+    from . import doctor  # noqa: F401  (registers the command)
+    app()

@@ -1,0 +1,331 @@
+"""One request, end to end: digest → manager → guard → ledger → provider → settle → log.
+
+The only module that writes the ledger for calls. Adapters report usage; the
+router prices it, settles it and records the outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import prices, tokens
+from .clock import Clock, system_clock, zone
+from .config import Config, Keys, ModelConfig, Price, load_config
+from .digest import Digest, make_digest
+from .errors import NoRoute, ProviderError, RateLimited, UnknownModel, Unpriced
+from .guard import VIRTUAL_MODELS, Candidate, Facts, Intent, Plan, plan
+from .ledger import Ledger, Reservation, to_micro
+from .manager import Manager, ManagerResult
+from .providers import make_adapter
+from .providers.base import Adapter
+from .schema import Capability, ChatRequest, Completion, Delta, Usage
+
+PROVIDER_COOLDOWN_S = 30.0  # how long a failing provider is skipped
+
+
+@dataclass
+class Routed:
+    """A served request: the answer and everything a footer or header shows."""
+
+    request_id: str
+    completion: Completion
+    model: ModelConfig
+    capability: Capability
+    usage: Usage
+    cost_micro: int
+    remaining_micro: int
+    manager: ManagerResult
+    overrides: list[str] = field(default_factory=list)
+    attempts: list[str] = field(default_factory=list)  # failures before the one that served
+    offline: bool = False
+
+
+@dataclass
+class RoutedStream:
+    """A stream committed to one model (its first delta has arrived). Iterate `deltas`;
+    when it ends, is cut or is abandoned, the call is settled and `result` filled in."""
+
+    request_id: str
+    model: ModelConfig
+    capability: Capability
+    manager: ManagerResult
+    overrides: list[str]
+    attempts: list[str]
+    offline: bool
+    deltas: AsyncIterator[Delta]
+    result: Routed | None = None
+
+
+class Router:
+    def __init__(self, config: Config, keys: Keys, ledger: Ledger, manager: Manager, *,
+                 adapters: dict[str, Adapter] | None = None, clock: Clock = system_clock,
+                 offline: bool = False):
+        self.config, self.keys, self.ledger, self.manager = config, keys, ledger, manager
+        self.clock, self.offline = clock, offline
+        self._adapters: dict[str, Adapter] = dict(adapters or {})
+        self._down_until: dict[str, float] = {}
+        self.prices = _price_table(config)
+
+    @classmethod
+    def from_config(cls, config: Config | None = None, *, offline: bool = False,
+                    clock: Clock = system_clock) -> Router:
+        config = config or load_config()
+        ledger = Ledger(config.database_path(), zone(config.budget.timezone),
+                        ttl_s=config.budget.reservation_ttl_s, clock=clock)
+        return cls(config, Keys.load(), ledger, Manager(config.manager), clock=clock,
+                   offline=offline)
+
+    @property
+    def limit_micro(self) -> int:
+        return to_micro(self.config.budget.daily_usd)
+
+    def valid_model_names(self) -> list[str]:
+        return [*VIRTUAL_MODELS, *self.config.models]
+
+    def available_providers(self) -> frozenset[str]:
+        now = self.clock()
+        return frozenset(name for name, p in self.config.providers.items()
+                         if self.keys.has(p.key_env) and self._down_until.get(name, 0) <= now)
+
+    # -- routing ------------------------------------------------------------------------
+
+    async def prepare(self, request: ChatRequest, *, capability: Capability | None = None,
+                      max_cost_usd: float | None = None) -> tuple[Digest, ManagerResult, Plan]:
+        """Everything before the call: measure, ask the manager, let the guard decide."""
+        intent = self._intent(request, capability, max_cost_usd)
+        input_tokens = tokens.count_request(request).tokens  # never low: the estimate has headroom
+        digest = make_digest(request, input_tokens, self.config.routing.long_context_tokens)
+        decision = await self.manager.decide(digest)
+        facts = Facts(input_tokens, digest.has_tools, digest.has_images, digest.wants_json,
+                      digest.long_context)
+        snapshot = await asyncio.to_thread(self.ledger.snapshot, self.limit_micro)
+        the_plan = plan(decision.decision, facts, intent, snapshot, self.config,
+                        self.available_providers(), self.prices)
+        return digest, decision, the_plan
+
+    async def ask(self, request: ChatRequest, *, capability: Capability | None = None,
+                  max_cost_usd: float | None = None, source: str = "cli") -> Routed:
+        """Serve one non-streamed request on the best candidate the budget allows."""
+        started = time.monotonic()
+        request_id = uuid.uuid4().hex
+        digest, decision, the_plan = await self.prepare(
+            request, capability=capability, max_cost_usd=max_cost_usd)
+        attempts: list[str] = []
+        try:
+            for cand in the_plan.candidates:
+                served = await self._try(request, cand, request_id, digest, attempts)
+                if served:
+                    completion, usage, cost = served
+                    break
+            else:
+                raise NoRoute(the_plan.refusal or "every candidate failed: " + "; ".join(attempts))
+        except Exception as e:
+            self._log(request_id, source, digest, decision, the_plan, None, None, 0,
+                      started, attempts, status="error", error=str(e))
+            raise
+        snapshot = await asyncio.to_thread(self.ledger.snapshot, self.limit_micro)
+        self._log(request_id, source, digest, decision, the_plan, cand.model, usage, cost,
+                  started, attempts, status="ok")
+        return Routed(request_id, completion, cand.model, the_plan.capability, usage, cost,
+                      snapshot.remaining_micro, decision, the_plan.overrides, attempts,
+                      the_plan.offline)
+
+    async def open_stream(self, request: ChatRequest, *, capability: Capability | None = None,
+                          max_cost_usd: float | None = None, source: str = "server"
+                          ) -> RoutedStream:
+        """Start a streamed answer. Candidates fail over until one produces its first delta;
+        after that the stream is committed to that model."""
+        started = time.monotonic()
+        request_id = uuid.uuid4().hex
+        digest, decision, the_plan = await self.prepare(
+            request, capability=capability, max_cost_usd=max_cost_usd)
+        attempts: list[str] = []
+        for cand in the_plan.candidates:
+            reservation = await self._reserve(cand, request_id, attempts)
+            if reservation is None:
+                continue
+            upstream = aiter(self.adapter(cand.model.provider).stream(
+                request, cand.model.name, cand.max_tokens))
+            try:
+                first = await anext(upstream)
+            except StopAsyncIteration:
+                first = Delta(finish_reason="stop")
+            except ProviderError as e:
+                await self._failed(reservation, cand, e, attempts)
+                if e.retryable:
+                    continue
+                self._log(request_id, source, digest, decision, the_plan, None, None, 0,
+                          started, attempts, status="error", error=str(e))
+                raise
+            except BaseException:
+                self.ledger.settle(reservation, cand.reserve_micro, None)
+                raise
+            stream = RoutedStream(request_id, cand.model, the_plan.capability, decision,
+                                  the_plan.overrides, attempts, the_plan.offline, aiter(()))
+            stream.deltas = self._relay(stream, first, upstream, cand, reservation, digest,
+                                        the_plan, source, started)
+            return stream
+        error = the_plan.refusal or "every candidate failed: " + "; ".join(attempts)
+        self._log(request_id, source, digest, decision, the_plan, None, None, 0, started,
+                  attempts, status="error", error=error)
+        raise NoRoute(error)
+
+    async def _relay(self, stream: RoutedStream, first: Delta, upstream: AsyncIterator[Delta],
+                     cand: Candidate, reservation: Reservation, digest: Digest, the_plan: Plan,
+                     source: str, started: float) -> AsyncIterator[Delta]:
+        received = Completion()
+        usage: Usage | None = None
+        status, error = "cancelled", None
+        try:
+            delta: Delta | None = first
+            while delta is not None:
+                received.text += delta.text
+                received.reasoning += delta.reasoning
+                received.tool_calls += [{"function": {"arguments": c.arguments}}
+                                        for c in delta.tool_calls]
+                usage = delta.usage or usage
+                yield delta
+                delta = await anext(upstream, None)
+            status = "ok"
+        except ProviderError as e:  # cut mid-stream: the provider may have billed it all
+            status, error = "error", str(e)
+            raise
+        finally:
+            await _close(upstream)  # a client that went away cancels the upstream call
+            if status == "error":
+                cost, usage = cand.reserve_micro, usage or self._estimate_usage(digest, received)
+            else:
+                usage = usage or self._estimate_usage(digest, received)
+                cost = prices.cost_micro(cand.model, self.config.providers[cand.model.provider],
+                                         usage)
+            # synchronous on purpose: this may run while the task is being cancelled
+            self.ledger.settle(reservation, cost, usage)
+            remaining = self.ledger.snapshot(self.limit_micro).remaining_micro
+            self._log(stream.request_id, source, digest, stream.manager, the_plan, cand.model,
+                      usage, cost, started, stream.attempts, status=status, error=error)
+            stream.result = Routed(stream.request_id, received, cand.model, stream.capability,
+                                   usage, cost, remaining, stream.manager, stream.overrides,
+                                   stream.attempts, stream.offline)
+
+    async def _reserve(self, cand: Candidate, request_id: str,
+                       attempts: list[str]) -> Reservation | None:
+        model = cand.model
+        reservation = await asyncio.to_thread(
+            self.ledger.reserve, cand.reserve_micro, self.limit_micro, provider=model.provider,
+            model=model.ref, request_id=request_id)
+        if reservation is None:  # another process spent the money since the plan was made
+            attempts.append(f"{model.ref}: budget no longer allows ${cand.reserve_micro / 1e6:.4f}")
+        return reservation
+
+    async def _try(self, request: ChatRequest, cand: Candidate, request_id: str,
+                   digest: Digest, attempts: list[str]
+                   ) -> tuple[Completion, Usage, int] | None:
+        model = cand.model
+        reservation = await self._reserve(cand, request_id, attempts)
+        if reservation is None:
+            return None
+        try:
+            completion = await self.adapter(model.provider).complete(
+                request, model.name, cand.max_tokens)
+        except ProviderError as e:
+            await self._failed(reservation, cand, e, attempts)
+            if e.retryable:
+                return None
+            raise
+        except BaseException:
+            # cancelled or crashed mid-call: the provider may have billed, so keep the hold
+            # (synchronously: an await here could itself be cancelled)
+            self.ledger.settle(reservation, cand.reserve_micro, None)
+            raise
+        usage = completion.usage or self._estimate_usage(digest, completion)
+        cost = prices.cost_micro(model, self.config.providers[model.provider], usage)
+        await asyncio.to_thread(self.ledger.settle, reservation, cost, usage)
+        return completion, usage, cost
+
+    async def _failed(self, reservation: Reservation, cand: Candidate, e: ProviderError,
+                      attempts: list[str]) -> None:
+        attempts.append(f"{cand.model.ref}: {e}")
+        if getattr(e, "maybe_billed", False):  # e.g. a read timeout: work may have been done
+            await asyncio.to_thread(self.ledger.settle, reservation, cand.reserve_micro, None)
+        else:
+            await asyncio.to_thread(self.ledger.release, reservation)
+        if e.retryable and not cand.model.is_local:
+            wait = e.retry_after_s if isinstance(e, RateLimited) and e.retry_after_s else None
+            self._down_until[cand.model.provider] = self.clock() + (wait or PROVIDER_COOLDOWN_S)
+
+    def adapter(self, provider: str) -> Adapter:
+        if provider not in self._adapters:
+            pc = self.config.providers[provider]
+            self._adapters[provider] = make_adapter(provider, pc, self.keys.get(pc.key_env))
+        return self._adapters[provider]
+
+    def _intent(self, request: ChatRequest, capability: Capability | None,
+                max_cost_usd: float | None) -> Intent:
+        name = request.model or "auto"
+        if name not in VIRTUAL_MODELS and name not in self.config.models:
+            raise UnknownModel(name, self.valid_model_names())
+        pinned = name if name in self.config.models else None
+        return Intent(virtual_model="" if pinned else name, pinned=pinned, capability=capability,
+                      max_output_tokens=request.requested_max_output,
+                      max_cost_micro=None if max_cost_usd is None else to_micro(max_cost_usd),
+                      offline=self.offline)
+
+    @staticmethod
+    def _estimate_usage(digest: Digest, completion: Completion) -> Usage:
+        """The provider reported no usage: our own conservative counts, flagged."""
+        text = completion.text + completion.reasoning + "".join(
+            c["function"].get("arguments", "") for c in completion.tool_calls)
+        return Usage(input_tokens=digest.input_tokens, output_tokens=tokens.count_text(text).tokens,
+                     estimated=True)
+
+    def _log(self, request_id: str, source: str, digest: Digest, decision: ManagerResult,
+             the_plan: Plan, model: ModelConfig | None, usage: Usage | None, cost: int,
+             started: float, attempts: list[str], *, status: str, error: str | None = None
+             ) -> None:
+        prompt = {"full": digest.text, "preview": digest.text[:80], "off": None}[
+            self.config.privacy]
+        outcome: dict[str, Any] = {
+            "id": request_id, "source": source, "prompt": prompt,
+            "digest": {k: v for k, v in digest.__dict__.items() if k != "text"},
+            "decision": decision.decision.model_dump(), "decision_source": decision.source,
+            "manager_ms": round(decision.latency_s * 1000, 1), "overrides": the_plan.overrides,
+            "capability": the_plan.capability, "tier": model.tier if model else the_plan.tier,
+            "provider": model.provider if model else None, "model": model.ref if model else None,
+            "input_tokens": usage.input_tokens if usage else None,
+            "output_tokens": usage.output_tokens if usage else None, "cost_micro": cost,
+            "latency_ms": round((time.monotonic() - started) * 1000, 1),
+            "attempts": len(attempts), "status": status, "error": error}
+        if decision.fallback_reason:
+            outcome["overrides"] = [f"manager fallback: {decision.fallback_reason}",
+                                    *the_plan.overrides]
+        self.ledger.record_outcome(outcome)
+
+    async def aclose(self) -> None:
+        for a in self._adapters.values():
+            await a.aclose()
+        self.ledger.close()
+
+
+async def _close(iterator: AsyncIterator[Delta]) -> None:
+    close = getattr(iterator, "aclose", None)
+    if close is not None:
+        try:
+            await close()
+        except Exception:  # the upstream is already broken; nothing more to free
+            pass
+
+
+def _price_table(config: Config) -> dict[str, Price | None]:
+    """Prices per model ref, looked up once; None marks a paid model with no known price."""
+    table: dict[str, Price | None] = {}
+    for ref, m in config.models.items():
+        try:
+            table[ref] = prices.price_for(m, config.providers[m.provider])
+        except Unpriced:
+            table[ref] = None
+    return table
