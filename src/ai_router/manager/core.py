@@ -34,8 +34,8 @@ from .structured import ManagerReply, decision_grammar, to_decision
 # bounds a model that goes wrong.
 DECISION_MAX_TOKENS = 128
 FALLBACK_MODEL = "fallback"
-# The first decision of a process starts the embedded server and fills llama.cpp's prompt
-# cache with the stable instructions (~4 s on 2 cores); only later ones get the hard deadline.
+# The embedded model's first decision in a process starts its server and fills llama.cpp's
+# prompt cache with the stable instructions (~4 s on 2 cores); later ones get the deadline.
 COLD_START_TIMEOUT_S = 30.0
 
 
@@ -90,7 +90,13 @@ class Manager:
 
     async def _ask(self, digest: Digest, state: dict[str, Endpoint]) -> RoutingDecision:
         endpoint = state["endpoint"] = await self.endpoints.get()
-        reply = await self._client(endpoint.base_url).chat.completions.create(
+        cold = endpoint.kind == "embedded" and not self._warm
+        reply = await asyncio.wait_for(self._call(endpoint, digest),
+                                       COLD_START_TIMEOUT_S if cold else self.config.timeout_s)
+        return to_decision(reply, digest)
+
+    async def _call(self, endpoint: Endpoint, digest: Digest) -> ManagerReply:
+        return await self._client(endpoint.base_url).chat.completions.create(
             model=endpoint.model,
             response_model=ManagerReply,
             messages=self.prompt.messages(digest),  # type: ignore[arg-type]
@@ -99,7 +105,6 @@ class Manager:
             temperature=0,
             extra_body=self._extra_body(endpoint),
         )
-        return to_decision(reply, digest)
 
     def _client(self, base_url: str) -> AsyncInstructor:
         loop = asyncio.get_running_loop()
