@@ -154,3 +154,26 @@ def test_whatever_the_manager_says_the_plan_is_affordable_and_capable(seed):
             if not c.model.is_local:
                 assert c.reserve_micro >= worst_case_micro(PRICES[c.model.ref],
                                                            facts.input_tokens, c.max_tokens)
+
+
+def test_a_conversation_stays_on_the_model_of_its_first_turn():
+    first = run(decide("coding", "strong")).candidates[0].model.ref
+    later = run(decide("chat", "cheap"), intent=Intent(sticky=first))
+    assert later.candidates[0].model.ref == first
+
+
+def test_a_sticky_model_is_left_when_the_budget_no_longer_allows_its_tier():
+    first = run(decide("coding", "strong")).candidates[0].model
+    assert first.tier == "strong"
+    later = run(decide("coding", "strong"), intent=Intent(sticky=first.ref),
+                snapshot=snap(spent=1_900_000))
+    assert later.candidates[0].model.ref != first.ref
+    assert any("mid-conversation" in o for o in later.overrides)
+
+
+def test_a_sticky_model_is_left_when_the_context_outgrows_it():
+    small = "deepseek/deepseek-chat"  # 128k window
+    later = run(decide("chat", "cheap"), facts=Facts(input_tokens=150_000),
+                intent=Intent(sticky=small))
+    assert small not in [c.model.ref for c in later.candidates]
+    assert any(f"left {small}" in o for o in later.overrides)

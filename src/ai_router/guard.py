@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from .config import Config, ModelConfig, Price
 from .ledger import Snapshot
@@ -32,6 +33,7 @@ class Intent:
     max_output_tokens: int | None = None  # the client's own max_tokens
     max_cost_micro: int | None = None  # a per-call ceiling (route_and_ask's max_cost_usd)
     offline: bool = False  # forced offline-only mode
+    sticky: str | None = None  # the model that served this conversation's earlier turns
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,11 @@ def plan(decision: RoutingDecision, facts: Facts, intent: Intent, snapshot: Snap
 
     chain = config.routing.chains[capability]
     tier = _target_tier(decision.tier, chain, intent, overrides)
-    tier, offline = _budget_cap(tier, snapshot, config, intent, overrides)
+    ceiling, why = _budget_ceiling(snapshot, config, intent)
+    if TIERS.index(tier) > TIERS.index(ceiling):
+        overrides.append(f"tier {tier} → {ceiling}: {why}")
+        tier = ceiling
+    offline = ceiling == "local"
 
     pool = _pool(intent, config, capability, overrides)
     candidates: list[Candidate] = []
@@ -105,7 +111,26 @@ def plan(decision: RoutingDecision, facts: Facts, intent: Intent, snapshot: Snap
             else:
                 skipped.setdefault(c, []).append(model.ref)
     overrides += [f"skipped {', '.join(refs)}: {why}" for why, refs in skipped.items()]
+    if intent.sticky in config.models:
+        candidates = _stick(config.models[intent.sticky], ceiling, candidates, decision, facts,
+                            intent, snapshot, config, available, prices, overrides)
     return Plan(capability, tier, candidates, overrides, offline)
+
+
+def _stick(model: ModelConfig, ceiling: Tier, candidates: list[Candidate],
+           *args: Any) -> list[Candidate]:
+    """Keep an agent loop on the model of its first turn (provider caches, coherence),
+    unless budget, context size or a failure now rules that model out."""
+    overrides: list[str] = args[-1]
+    if TIERS.index(model.tier) > TIERS.index(ceiling):
+        overrides.append(f"left {model.ref} mid-conversation: the budget allows at most "
+                         f"{ceiling}")
+        return candidates
+    c = _candidate(model, *args)
+    if not isinstance(c, Candidate):
+        overrides.append(f"left {model.ref} mid-conversation: {c}")
+        return candidates
+    return [c] + [x for x in candidates if x.model.ref != model.ref]
 
 
 def _target_tier(proposed: Tier, chain: list[Tier], intent: Intent,
@@ -124,29 +149,22 @@ def _target_tier(proposed: Tier, chain: list[Tier], intent: Intent,
     return proposed
 
 
-def _budget_cap(tier: Tier, snap: Snapshot, config: Config, intent: Intent,
-                overrides: list[str]) -> tuple[Tier, bool]:
-    """Downgrade as the day's money runs low; local only when it is gone."""
+def _budget_ceiling(snap: Snapshot, config: Config, intent: Intent) -> tuple[Tier, str | None]:
+    """The highest tier the day's money allows now, and why it is lower than strong.
+    Downgrade as the money runs low or runs ahead of the clock; local only when it is gone."""
     b = config.budget
     if intent.offline:
-        if tier != "local":
-            overrides.append(f"tier {tier} → local: offline-only mode is on")
-        return "local", True
+        return "local", "offline-only mode is on"
     if snap.limit_micro <= 0 or snap.remaining_micro <= 0:
-        if tier != "local":
-            overrides.append(f"tier {tier} → local: today's budget is spent")
-        return "local", True
+        return "local", "today's budget is spent"
     remaining_share = snap.remaining_micro / snap.limit_micro
-    if tier == "strong" and remaining_share < b.downgrade_below:
-        overrides.append(f"tier strong → cheap: only {remaining_share:.0%} of today's budget left")
-        return "cheap", False
+    if remaining_share < b.downgrade_below:
+        return "cheap", f"only {remaining_share:.0%} of today's budget left"
     spent_share = (snap.spent_micro + snap.reserved_micro) / snap.limit_micro
-    if (b.pace_margin is not None and tier == "strong"
-            and spent_share > snap.elapsed_share + b.pace_margin):
-        overrides.append(f"tier strong → cheap: {spent_share:.0%} of the budget spent with "
-                         f"{snap.elapsed_share:.0%} of the day gone")
-        return "cheap", False
-    return tier, False
+    if b.pace_margin is not None and spent_share > snap.elapsed_share + b.pace_margin:
+        return "cheap", (f"{spent_share:.0%} of the budget spent with {snap.elapsed_share:.0%}"
+                         " of the day gone")
+    return "strong", None
 
 
 def _tier_order(tier: Tier, chain: list[Tier]) -> list[Tier]:

@@ -7,10 +7,13 @@ router prices it, settles it and records the outcome.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import prices, tokens
@@ -26,6 +29,7 @@ from .providers.base import Adapter
 from .schema import Capability, ChatRequest, Completion, Delta, Usage
 
 PROVIDER_COOLDOWN_S = 30.0  # how long a failing provider is skipped
+STICKY_CONVERSATIONS = 1_000  # conversations whose model is remembered (most recent kept)
 
 
 @dataclass
@@ -69,6 +73,7 @@ class Router:
         self.clock, self.offline = clock, offline
         self._adapters: dict[str, Adapter] = dict(adapters or {})
         self._down_until: dict[str, float] = {}
+        self._sticky: OrderedDict[str, str] = OrderedDict()  # conversation → model ref
         self.prices = _price_table(config)
 
     @classmethod
@@ -98,6 +103,8 @@ class Router:
                       max_cost_usd: float | None = None) -> tuple[Digest, ManagerResult, Plan]:
         """Everything before the call: measure, ask the manager, let the guard decide."""
         intent = self._intent(request, capability, max_cost_usd)
+        if intent.virtual_model:  # a pinned model needs no stickiness
+            intent = replace(intent, sticky=self._sticky.get(conversation_key(request)))
         input_tokens = tokens.count_request(request).tokens  # never low: the estimate has headroom
         digest = make_digest(request, input_tokens, self.config.routing.long_context_tokens)
         decision = await self.manager.decide(digest)
@@ -128,6 +135,7 @@ class Router:
             self._log(request_id, source, digest, decision, the_plan, None, None, 0,
                       started, attempts, status="error", error=str(e))
             raise
+        self._remember(request, cand.model)
         snapshot = await asyncio.to_thread(self.ledger.snapshot, self.limit_micro)
         self._log(request_id, source, digest, decision, the_plan, cand.model, usage, cost,
                   started, attempts, status="ok")
@@ -165,6 +173,7 @@ class Router:
             except BaseException:
                 self.ledger.settle(reservation, cand.reserve_micro, None)
                 raise
+            self._remember(request, cand.model)
             stream = RoutedStream(request_id, cand.model, the_plan.capability, decision,
                                   the_plan.overrides, attempts, the_plan.offline, aiter(()))
             stream.deltas = self._relay(stream, first, upstream, cand, reservation, digest,
@@ -258,6 +267,13 @@ class Router:
             wait = e.retry_after_s if isinstance(e, RateLimited) and e.retry_after_s else None
             self._down_until[cand.model.provider] = self.clock() + (wait or PROVIDER_COOLDOWN_S)
 
+    def _remember(self, request: ChatRequest, model: ModelConfig) -> None:
+        key = conversation_key(request)
+        self._sticky[key] = model.ref
+        self._sticky.move_to_end(key)
+        if len(self._sticky) > STICKY_CONVERSATIONS:
+            self._sticky.popitem(last=False)
+
     def adapter(self, provider: str) -> Adapter:
         if provider not in self._adapters:
             pc = self.config.providers[provider]
@@ -309,6 +325,17 @@ class Router:
         for a in self._adapters.values():
             await a.aclose()
         self.ledger.close()
+
+
+def conversation_key(request: ChatRequest) -> str:
+    """A conversation is known by its system prompt and first user message, which every
+    later turn of an agent loop re-sends unchanged."""
+    system = [m.get("content") for m in request.messages if m.get("role") in ("system",
+                                                                               "developer")]
+    first_user = next((m.get("content") for m in request.messages if m.get("role") == "user"),
+                      None)
+    blob = json.dumps([system[:1], first_user], sort_keys=True, default=str)
+    return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
 
 
 async def _close(iterator: AsyncIterator[Delta]) -> None:
