@@ -135,7 +135,8 @@ class Router:
             self._log(request_id, source, digest, decision, the_plan, None, None, 0,
                       started, attempts, status="error", error=str(e))
             raise
-        self._remember(request, cand.model)
+        if not attempts:  # a fallback answer does not decide the conversation's model
+            self._remember(request, cand.model)
         snapshot = await asyncio.to_thread(self.ledger.snapshot, self.limit_micro)
         self._log(request_id, source, digest, decision, the_plan, cand.model, usage, cost,
                   started, attempts, status="ok")
@@ -173,7 +174,8 @@ class Router:
             except BaseException:
                 self.ledger.settle(reservation, cand.reserve_micro, None)
                 raise
-            self._remember(request, cand.model)
+            if not attempts:
+                self._remember(request, cand.model)
             stream = RoutedStream(request_id, cand.model, the_plan.capability, decision,
                                   the_plan.overrides, attempts, the_plan.offline, aiter(()))
             stream.deltas = self._relay(stream, first, upstream, cand, reservation, digest,
