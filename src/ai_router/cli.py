@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
 import sys
@@ -139,6 +140,11 @@ def models(config: ConfigOpt = None) -> None:
     out.print(table)
 
 
+# Modules that register more commands on `app` (kept out of this file to keep it short).
+COMMAND_MODULES = ("doctor",)
+
+
 def main() -> None:
-    from . import doctor  # noqa: F401  (registers the command)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__package__}.{name}")
     app()
