@@ -7,17 +7,19 @@ runs the router in this process, on the same ledger file as every other ai-route
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from mcp.server.mcpserver import MCPServer
 
 from .cli import ConfigOpt, app, clean_errors, offline_forced
 from .config import load_config
 from .errors import RouterError
-from .router import Router
 from .schema import Capability
-from .tool import ToolAnswer, ToolQuestion, route_and_ask
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+
+    from .router import Router
 
 DESCRIPTION = ("Delegate one question to the best model today's budget allows (a stronger "
                "remote model for hard coding/math/reasoning, a cheap or local one otherwise). "
@@ -26,6 +28,10 @@ DESCRIPTION = ("Delegate one question to the best model today's budget allows (a
 
 
 def build_server(router: Router) -> MCPServer:
+    from mcp.server.mcpserver import MCPServer
+
+    from .tool import ToolAnswer, ToolQuestion, route_and_ask
+
     server = MCPServer("ai-router", instructions=DESCRIPTION)
 
     @server.tool(name="route_and_ask", description=DESCRIPTION)
@@ -51,6 +57,8 @@ def mcp(config: ConfigOpt = None,
         offline: Annotated[bool, typer.Option(help="use local models only")] = False) -> None:
     """Serve route_and_ask as an MCP tool (stdio by default)."""
     import anyio
+
+    from .router import Router
 
     logging.getLogger("instructor").setLevel(logging.CRITICAL)
     router = Router.from_config(load_config(config), offline=offline_forced(offline))
