@@ -177,3 +177,14 @@ def test_a_sticky_model_is_left_when_the_context_outgrows_it():
                 intent=Intent(sticky=small))
     assert small not in [c.model.ref for c in later.candidates]
     assert any(f"left {small}" in o for o in later.overrides)
+
+
+def test_a_prepaid_account_with_too_little_left_is_not_planned():
+    first = run(decide("chat", "cheap")).candidates[0]
+    p = plan(decide("chat", "cheap"), Facts(input_tokens=500), Intent(), snap(), CONFIG, ALL,
+             PRICES, balances={first.model.provider: 100})  # less than the input alone
+    assert first.model.ref not in [c.model.ref for c in p.candidates]
+    p = plan(decide("chat", "cheap"), Facts(input_tokens=500), Intent(), snap(), CONFIG, ALL,
+             PRICES, balances={first.model.provider: first.reserve_micro - 1})
+    kept = [c for c in p.candidates if c.model.provider == first.model.provider]
+    assert all(c.reserve_micro <= first.reserve_micro - 1 for c in kept)

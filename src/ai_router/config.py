@@ -44,6 +44,7 @@ class ProviderConfig(_Strict):
     timeout_s: float = 120.0
     # OpenAI's newer models reject max_tokens; most compatible providers only know max_tokens
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    balance_api: Literal["deepseek", "moonshot", "openrouter"] | None = None  # prepaid balance
 
 
 class Price(_Strict):

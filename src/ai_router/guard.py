@@ -77,13 +77,15 @@ def worst_case_micro(price: Price, input_tokens: int, output_tokens: int) -> int
 
 
 def plan(decision: RoutingDecision, facts: Facts, intent: Intent, snapshot: Snapshot,
-         config: Config, available: frozenset[str],
-         prices: Mapping[str, Price | None]) -> Plan:
+         config: Config, available: frozenset[str], prices: Mapping[str, Price | None],
+         balances: Mapping[str, int] | None = None) -> Plan:
     """Turn the manager's proposal into ordered, affordable, capable candidates.
 
     `available`: providers whose key is present and that are healthy now.
     `prices`: price per model ref; None means unknown (a paid model is then refused).
+    `balances`: prepaid micro-USD left per provider, where known; a call must fit it too.
     """
+    prepaid = balances or {}
     overrides: list[str] = []
     capability = decision.capability
     wanted_cap = intent.capability or _VIRTUAL_CAPABILITY.get(intent.virtual_model)
@@ -105,7 +107,7 @@ def plan(decision: RoutingDecision, facts: Facts, intent: Intent, snapshot: Snap
     for t in _tier_order(tier, chain):
         for model in _rank([m for m in pool if m.tier == t], intent, facts):
             c = _candidate(model, decision, facts, intent, snapshot, config, available,
-                           prices, overrides)
+                           prices, prepaid, overrides)
             if isinstance(c, Candidate):
                 candidates.append(c)
             else:
@@ -113,7 +115,7 @@ def plan(decision: RoutingDecision, facts: Facts, intent: Intent, snapshot: Snap
     overrides += [f"skipped {', '.join(refs)}: {why}" for why, refs in skipped.items()]
     if intent.sticky in config.models:
         candidates = _stick(config.models[intent.sticky], ceiling, candidates, decision, facts,
-                            intent, snapshot, config, available, prices, overrides)
+                            intent, snapshot, config, available, prices, prepaid, overrides)
     return Plan(capability, tier, candidates, overrides, offline)
 
 
@@ -196,7 +198,8 @@ def _rank(models: list[ModelConfig], intent: Intent, facts: Facts) -> list[Model
 
 def _candidate(model: ModelConfig, decision: RoutingDecision, facts: Facts, intent: Intent,
                snap: Snapshot, config: Config, available: frozenset[str],
-               prices: Mapping[str, Price | None], overrides: list[str]) -> Candidate | str:
+               prices: Mapping[str, Price | None], prepaid: Mapping[str, int],
+               overrides: list[str]) -> Candidate | str:
     """A candidate, or the reason this model cannot be one."""
     if model.provider not in available:
         return "no key, or the provider is failing"
@@ -214,7 +217,7 @@ def _candidate(model: ModelConfig, decision: RoutingDecision, facts: Facts, inte
     price = prices.get(model.ref)
     if price is None:
         return "no known price (add one in models.toml)"
-    budget = snap.remaining_micro
+    budget = min(snap.remaining_micro, prepaid.get(model.provider, snap.remaining_micro))
     if intent.max_cost_micro is not None:
         budget = min(budget, intent.max_cost_micro)
     cost = worst_case_micro(price, facts.input_tokens, cap)
