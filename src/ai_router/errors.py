@@ -16,7 +16,12 @@ class BudgetExhausted(RouterError):
 
 
 class NoRoute(RouterError):
-    """No configured model can serve this request (features, context, keys, health)."""
+    """No configured model can serve this request (features, context, keys, health).
+    `attempts` lists each candidate that was tried and why it failed."""
+
+    def __init__(self, message: str, attempts: list[str] | None = None):
+        self.attempts = list(attempts or [])
+        super().__init__(message)
 
 
 class UnknownModel(RouterError):
@@ -49,15 +54,20 @@ class LedgerError(RouterError):
 
 
 class ProviderError(RouterError):
-    """A provider call failed. `retryable` failures let the router try the next candidate."""
+    """A provider call failed. `retryable` failures let the router try the next candidate.
+    `maybe_billed`: the request may have reached the provider, which may bill it, but no
+    answer came back (a read timeout, a stream cut mid-way); the router then keeps the
+    whole reservation as spent instead of releasing it."""
 
     retryable = False
+    maybe_billed = False
 
     def __init__(self, provider: str, message: str, status: int | None = None,
-                 retryable: bool | None = None):
+                 retryable: bool | None = None, *, maybe_billed: bool = False):
         self.provider, self.status = provider, status
         if retryable is not None:
             self.retryable = retryable
+        self.maybe_billed = maybe_billed
         super().__init__(f"{provider}: {message}" + (f" (HTTP {status})" if status else ""))
 
 

@@ -7,8 +7,10 @@ router prices it, settles it and records the outcome.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
+import logging
 import time
 import uuid
 from collections import OrderedDict
@@ -20,7 +22,7 @@ from . import prices, tokens
 from .clock import Clock, system_clock, zone
 from .config import Config, Keys, ModelConfig, Price, load_config
 from .digest import Digest, make_digest
-from .errors import NoRoute, ProviderError, RateLimited, UnknownModel, Unpriced
+from .errors import BadRequest, NoRoute, ProviderError, RateLimited, UnknownModel, Unpriced
 from .guard import VIRTUAL_MODELS, Candidate, Facts, Intent, Plan, plan
 from .ledger import Ledger, Reservation, to_micro
 from .manager import Manager, ManagerResult
@@ -30,6 +32,10 @@ from .schema import Capability, ChatRequest, Completion, Delta, Usage
 
 PROVIDER_COOLDOWN_S = 30.0  # how long a failing provider is skipped
 STICKY_CONVERSATIONS = 1_000  # conversations whose model is remembered (most recent kept)
+
+# instructor logs an ERROR line each time the manager's model fails and the fallback
+# decides; the reason is already in the outcome log, so on a terminal it is only noise
+logging.getLogger("instructor").setLevel(logging.CRITICAL)
 
 
 @dataclass
@@ -61,7 +67,7 @@ class RoutedStream:
     overrides: list[str]
     attempts: list[str]
     offline: bool
-    deltas: AsyncIterator[Delta]
+    deltas: AsyncIterator[Delta] = field(init=False)  # set once the relay is built
     result: Routed | None = None
 
 
@@ -130,7 +136,7 @@ class Router:
                     completion, usage, cost = served
                     break
             else:
-                raise NoRoute(the_plan.refusal or "every candidate failed: " + "; ".join(attempts))
+                raise _no_route(the_plan, attempts)
         except Exception as e:
             self._log(request_id, source, digest, decision, the_plan, None, None, 0,
                       started, attempts, status="error", error=str(e))
@@ -177,14 +183,14 @@ class Router:
             if not attempts:
                 self._remember(request, cand.model)
             stream = RoutedStream(request_id, cand.model, the_plan.capability, decision,
-                                  the_plan.overrides, attempts, the_plan.offline, aiter(()))
+                                  the_plan.overrides, attempts, the_plan.offline)
             stream.deltas = self._relay(stream, first, upstream, cand, reservation, digest,
                                         the_plan, source, started)
             return stream
-        error = the_plan.refusal or "every candidate failed: " + "; ".join(attempts)
+        no_route = _no_route(the_plan, attempts)
         self._log(request_id, source, digest, decision, the_plan, None, None, 0, started,
-                  attempts, status="error", error=error)
-        raise NoRoute(error)
+                  attempts, status="error", error=str(no_route))
+        raise no_route
 
     async def _relay(self, stream: RoutedStream, first: Delta, upstream: AsyncIterator[Delta],
                      cand: Candidate, reservation: Reservation, digest: Digest, the_plan: Plan,
@@ -261,11 +267,12 @@ class Router:
     async def _failed(self, reservation: Reservation, cand: Candidate, e: ProviderError,
                       attempts: list[str]) -> None:
         attempts.append(f"{cand.model.ref}: {e}")
-        if getattr(e, "maybe_billed", False):  # e.g. a read timeout: work may have been done
+        if e.maybe_billed:  # e.g. a read timeout: the provider may have done the work
             await asyncio.to_thread(self.ledger.settle, reservation, cand.reserve_micro, None)
         else:
             await asyncio.to_thread(self.ledger.release, reservation)
-        if e.retryable and not cand.model.is_local:
+        # a rejected request says nothing about the provider's health; anything else does
+        if e.retryable and not cand.model.is_local and not isinstance(e, BadRequest):
             wait = e.retry_after_s if isinstance(e, RateLimited) and e.retry_after_s else None
             self._down_until[cand.model.provider] = self.clock() + (wait or PROVIDER_COOLDOWN_S)
 
@@ -329,6 +336,12 @@ class Router:
         self.ledger.close()
 
 
+def _no_route(the_plan: Plan, attempts: list[str]) -> NoRoute:
+    if the_plan.refusal:
+        return NoRoute(the_plan.refusal, attempts)
+    return NoRoute("every candidate failed: " + "; ".join(attempts), attempts)
+
+
 def conversation_key(request: ChatRequest) -> str:
     """A conversation is known by its system prompt and first user message, which every
     later turn of an agent loop re-sends unchanged."""
@@ -343,10 +356,8 @@ def conversation_key(request: ChatRequest) -> str:
 async def _close(iterator: AsyncIterator[Delta]) -> None:
     close = getattr(iterator, "aclose", None)
     if close is not None:
-        try:
+        with contextlib.suppress(Exception):  # already broken upstream: nothing to free
             await close()
-        except Exception:  # the upstream is already broken; nothing more to free
-            pass
 
 
 def _price_table(config: Config) -> dict[str, Price | None]:

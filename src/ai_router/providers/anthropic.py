@@ -354,14 +354,15 @@ def map_errors(provider: str, api_key: str | None, key_env: str) -> Iterator[Non
                                retry_after_seconds(e.response.headers)) from e
     except anthropic.APITimeoutError as e:
         raise Unavailable(provider, "timed out; raise timeout_s in models.toml if the "
-                          "model needs longer") from e
+                          "model needs longer", maybe_billed=True) from e
     except anthropic.APIConnectionError as e:
         raise Unavailable(provider, "cannot connect; check base_url and the network") from e
     except (anthropic.APIResponseValidationError, json.JSONDecodeError,
             pydantic.ValidationError) as e:
         raise Unavailable(provider, "returned a malformed response body") from e
     except _TRANSPORT_ERRORS as e:
-        raise Unavailable(provider, f"connection broke mid-response ({type(e).__name__})") from e
+        raise Unavailable(provider, f"connection broke mid-response ({type(e).__name__})",
+                          maybe_billed=True) from e
 
 
 # ------------------------------------------------------------------ adapter

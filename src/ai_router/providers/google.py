@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
 import mimetypes
 from collections.abc import AsyncIterator, Iterator
@@ -45,6 +46,19 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
 
 
 TRANSPORT_ERRORS = _transport_errors()
+
+
+def _refused_errors() -> tuple[type[BaseException], ...]:
+    """The transport errors raised before the request left this machine: nothing billed.
+    Any other one (a timeout, a body cut mid-way) may come after Google did the work."""
+    found: list[type[BaseException]] = [httpx.ConnectError]
+    for module, name in (("aiohttp", "ClientConnectorError"), ("httpx2", "ConnectError")):
+        with contextlib.suppress(ImportError, AttributeError):
+            found.append(getattr(__import__(module), name))
+    return tuple(found)
+
+
+REFUSED_ERRORS = _refused_errors()
 FILTERED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
             "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "MODEL_ARMOR"}
 # JSON-schema keywords Gemini's function declarations and response schemas reject
@@ -392,7 +406,8 @@ def map_errors(provider: str, api_key: str | None, key_env: str) -> Iterator[Non
         raise error_for_status(provider, status, detail, key_env, retry_delay(e)) from e
     except TRANSPORT_ERRORS as e:
         raise Unavailable(provider, f"connection failed or timed out ({type(e).__name__}); "
-                          "check base_url, the network and timeout_s") from e
+                          "check base_url, the network and timeout_s",
+                          maybe_billed=not isinstance(e, REFUSED_ERRORS)) from e
     except (ValueError, pydantic.ValidationError) as e:  # JSONDecodeError, unparseable reply
         raise Unavailable(provider, "returned a malformed response body") from e
 

@@ -259,12 +259,13 @@ class OllamaErrorMap:
         if isinstance(exc, ollama.ResponseError):
             return self._status_error(exc)
         if isinstance(exc, httpx.TimeoutException):
-            return Unavailable(p, f"no answer within {self.timeout_s:g}s")
+            return Unavailable(p, f"no answer within {self.timeout_s:g}s", maybe_billed=True)
         if isinstance(exc, ConnectionError | httpx.ConnectError):  # the SDK re-raises as builtin
             return Unavailable(p, "cannot connect to Ollama; start it with `ollama serve` or "
                                   "check the provider's base_url")
         if isinstance(exc, httpx.TransportError):
-            return Unavailable(p, "the connection broke while reading the answer")
+            return Unavailable(p, "the connection broke while reading the answer",
+                               maybe_billed=True)
         if isinstance(exc, json.JSONDecodeError | pydantic.ValidationError):
             return Unavailable(p, "malformed response body")
         return None

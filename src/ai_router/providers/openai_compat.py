@@ -206,14 +206,15 @@ class OpenAIErrorMap:
         if isinstance(exc, openai.APIStatusError):
             return self._status_error(exc)
         if isinstance(exc, openai.APITimeoutError):
-            return Unavailable(p, f"no answer within {self.timeout_s:g}s")
+            return Unavailable(p, f"no answer within {self.timeout_s:g}s", maybe_billed=True)
         if isinstance(exc, openai.APIConnectionError):
             return Unavailable(p, "cannot connect; check the provider's base_url and that "
                                   "it is running")
         if isinstance(exc, openai.APIError):  # an error event inside a stream, a bad body
             return Unavailable(p, self._scrub(_provider_message(exc) or "provider error"))
         if isinstance(exc, TRANSPORT_ERRORS):
-            return Unavailable(p, "the connection broke while reading the answer")
+            return Unavailable(p, "the connection broke while reading the answer",
+                               maybe_billed=True)
         if isinstance(exc, json.JSONDecodeError | pydantic.ValidationError):
             return Unavailable(p, "malformed response body")
         return None
