@@ -1,0 +1,170 @@
+"""The FastAPI app: OpenAI's chat-completions and models endpoints, plus health and budget.
+
+One Router per process, handed in by the caller and closed on shutdown; the manager
+is warmed up in the background so startup is not blocked by the local model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+
+from ..errors import RouterError
+from ..guard import VIRTUAL_MODELS
+from ..ledger import usd
+from ..router import Router
+from ..schema import ChatRequest
+from .failures import ApiError, CatchAll, from_router_error, unknown_model
+from .headers import routing_headers
+from .openai_format import completion_body, error_body
+from .security import DEFAULT_MAX_BODY_BYTES, BearerAuth, BodyLimit
+from .streaming import SSEResponse, aclose, sse_events
+
+log = logging.getLogger("ai_router.server")
+MODEL_PREFIX = "ai-router/"  # OpenClaw-style "provider/model" refs to this server
+ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
+
+
+def create_app(router: Router, *, api_key: str | None = None,
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, warm_up: bool = True) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        warming = asyncio.create_task(_warm_up(router)) if warm_up else None
+        try:
+            yield
+        finally:
+            if warming:
+                warming.cancel()
+                await asyncio.gather(warming, return_exceptions=True)
+            await router.aclose()
+
+    app = FastAPI(title="ai-router", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    app.state.router = router
+    app.add_exception_handler(ApiError, lambda _r, e: e.response())  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    # added last = outermost: CatchAll → BearerAuth → BodyLimit → routes
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(BearerAuth, api_key=api_key)
+    app.add_middleware(CatchAll, secrets=lambda: [*router.keys.secrets(), api_key or ""])
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        chat = parse_chat_request(await request.body(), router)
+        try:
+            if chat.stream:
+                return await _stream(router, chat)
+            routed = await router.ask(chat, source="server")
+        except RouterError as e:
+            raise from_router_error(e, router) from None
+        headers = routing_headers(
+            request_id=routed.request_id, model=routed.model, capability=routed.capability,
+            manager=routed.manager, cost_micro=routed.cost_micro,
+            remaining_micro=routed.remaining_micro, offline=routed.offline)
+        return JSONResponse(completion_body(routed, int(time.time())), headers=headers)
+
+    @app.get("/v1/models")
+    async def list_models() -> dict[str, Any]:
+        virtual = [{"id": name, "object": "model", "created": 0, "owned_by": "ai-router"}
+                   for name in VIRTUAL_MODELS]
+        concrete = [{"id": ref, "object": "model", "created": 0, "owned_by": m.provider,
+                     "tier": m.tier, "context_window": m.context_window,
+                     "max_output": m.max_output}
+                    for ref, m in router.config.models.items()]
+        return {"object": "list", "data": [*virtual, *concrete]}
+
+    @app.get("/v1/budget")
+    async def budget() -> dict[str, Any]:
+        snap = await asyncio.to_thread(router.ledger.snapshot, router.limit_micro)
+        rows = await asyncio.to_thread(router.ledger.spend_by_model, snap.day)
+        return {"day": snap.day, "limit_usd": usd(snap.limit_micro),
+                "spent_usd": usd(snap.spent_micro), "reserved_usd": usd(snap.reserved_micro),
+                "remaining_usd": usd(snap.remaining_micro), "offline": router.offline,
+                "by_model": [{**r, "cost_usd": usd(r.pop("cost_micro"))} for r in rows]}
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "offline": router.offline}
+
+    return app
+
+
+def parse_chat_request(raw: bytes, router: Router) -> ChatRequest:
+    """The body as a ChatRequest (unknown fields kept and ignored), or a 400/404."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ApiError(400, f"the request body is not valid JSON: {e}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    try:
+        chat = ChatRequest.model_validate(body)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ApiError(400, f"invalid request: {where}: {first['msg']}",
+                       param=where or None) from None
+    if not chat.messages:
+        raise ApiError(400, "messages must not be empty", param="messages")
+    for i, m in enumerate(chat.messages):
+        if m.get("role") not in ROLES:
+            raise ApiError(400, f"messages[{i}].role must be one of {', '.join(sorted(ROLES))}",
+                           param=f"messages.{i}.role")
+        if not isinstance(m.get("content"), str | list | None):
+            raise ApiError(400, f"messages[{i}].content must be a string, a list of parts or "
+                           "null", param=f"messages.{i}.content")
+    name = (chat.model or "auto").removeprefix(MODEL_PREFIX)
+    if name not in router.valid_model_names():
+        raise unknown_model(chat.model, router.valid_model_names())
+    return chat.model_copy(update={"model": name})
+
+
+async def _stream(router: Router, chat: ChatRequest) -> SSEResponse:
+    stream = await router.open_stream(chat, source="server")
+    try:
+        snap = await asyncio.to_thread(router.ledger.snapshot, router.limit_micro)
+        headers = routing_headers(
+            request_id=stream.request_id, model=stream.model, capability=stream.capability,
+            manager=stream.manager, cost_micro=_reserved_micro(router, stream.request_id),
+            remaining_micro=snap.remaining_micro, offline=stream.offline)
+    except BaseException:
+        await aclose(stream.deltas)  # settles the reservation
+        raise
+    include_usage = bool((chat.stream_options or {}).get("include_usage"))
+    return SSEResponse(sse_events(stream, include_usage=include_usage,
+                                  created=int(time.time())), headers)
+
+
+def _reserved_micro(router: Router, request_id: str) -> int:
+    """What the open stream holds in the ledger: its cost before the cost is known."""
+    rows = router.ledger._query(  # noqa: SLF001 - no public accessor yet (see report)
+        "SELECT coalesce(sum(reserved_micro), 0) AS held FROM calls"
+        " WHERE request_id=? AND status='reserved'", (request_id,))
+    return int(rows[0]["held"])
+
+
+async def _warm_up(router: Router) -> None:
+    try:
+        result = await router.manager.warm_up()
+    except Exception as e:  # noqa: BLE001 - warming is best effort
+        log.warning("manager warm-up failed: %s", type(e).__name__)
+        return
+    log.info("manager ready: %s (%s%s)", result.model, result.source,
+             f": {result.fallback_reason}" if result.fallback_reason else "")
+
+
+async def _http_error(_request: Request, e: HTTPException) -> JSONResponse:
+    """Starlette's own 404/405 in OpenAI's error shape."""
+    code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code)
+    return JSONResponse(error_body(str(e.detail), code=code), status_code=e.status_code,
+                        headers=getattr(e, "headers", None))

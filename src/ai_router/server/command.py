@@ -1,0 +1,37 @@
+"""`ai-router serve`: run the OpenAI-compatible server (registered in cli.COMMAND_MODULES)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ..cli import ConfigOpt, app, clean_errors, err, offline_forced
+from .security import API_KEY_ENV, DEFAULT_MAX_BODY_BYTES, check_bind
+
+
+@app.command()
+@clean_errors
+def serve(host: Annotated[str, typer.Option(
+              help=f"address to bind; anything but loopback needs {API_KEY_ENV}")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="port to listen on")] = 8787,
+          config: ConfigOpt = None,
+          offline: Annotated[bool, typer.Option(help="use local models only")] = False,
+          max_body_mb: Annotated[float, typer.Option(help="largest request body, in MB")]
+          = DEFAULT_MAX_BODY_BYTES / 2**20) -> None:
+    """Serve POST /v1/chat/completions, GET /v1/models, /v1/budget and /health
+    (OpenAI-compatible: point OpenClaw or any OpenAI SDK at http://HOST:PORT/v1)."""
+    import uvicorn
+
+    from ..config import Keys, load_config
+    from ..router import Router
+    from .app import create_app
+
+    api_key = Keys.load().get(API_KEY_ENV)  # environment or .env, like the provider keys
+    check_bind(host, api_key)
+    router = Router.from_config(load_config(config), offline=offline_forced(offline))
+    err.print(f"ai-router: serving http://{host}:{port}/v1"
+              f"{' (bearer key required)' if api_key else ''}"
+              f"{' (offline-only)' if router.offline else ''}", highlight=False)
+    uvicorn.run(create_app(router, api_key=api_key, max_body_bytes=int(max_body_mb * 2**20)),
+                host=host, port=port, log_level="info")
