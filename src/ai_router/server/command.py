@@ -34,4 +34,17 @@ def serve(host: Annotated[str, typer.Option(
               f"{' (bearer key required)' if api_key else ''}"
               f"{' (offline-only)' if router.offline else ''}", highlight=False)
     uvicorn.run(create_app(router, api_key=api_key, max_body_bytes=int(max_body_mb * 2**20)),
-                host=host, port=port, log_level="info")
+                host=host, port=port, log_level="info", log_config=_log_config())
+
+
+def _log_config() -> dict:
+    """uvicorn's logging, plus ai-router's own server log on the same handler. Access
+    lines carry the request line and status, never headers (so never the bearer key)."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["ai_router"] = {"handlers": ["default"], "level": "INFO",
+                                      "propagate": False}
+    return config
