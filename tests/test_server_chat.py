@@ -12,7 +12,7 @@ import upstreams.anthropic_wire as a
 import upstreams.gemini_wire as g
 import upstreams.ollama_wire as o
 from ai_router.guard import VIRTUAL_MODELS
-from server_setup import ALL_MODELS, Served, served, start_server, ups  # noqa: F401
+from server_setup import ALL_MODELS
 from upstreams.openai_wire import (
     chunk_body,
     completion_body,
@@ -23,6 +23,8 @@ from upstreams.openai_wire import (
     tool_call_chunk,
     usage_body,
 )
+
+pytest_plugins = ("server_setup",)  # its fixtures: ups, start_server, served
 
 MODEL = {"oai": "oai/gpt-test", "claude": "claude/claude-test", "gem": "gem/gemini-test",
          "olla": "olla/llama-test"}
@@ -55,8 +57,8 @@ def script_text(ups, provider: str) -> None:
                                json_reply(completion_body("Hello world", usage=u,
                                                           reasoning_content="thinking..."))))
     elif provider == "claude":
-        ups.anthropic.reply(a.message([a.thinking_block("thinking..."), a.text_block("Hello world")],
-                                      usage=a.usage(10, 4, cache_read=30)))
+        blocks = [a.thinking_block("thinking..."), a.text_block("Hello world")]
+        ups.anthropic.reply(a.message(blocks, usage=a.usage(10, 4, cache_read=30)))
     elif provider == "gem":
         ups.gemini.reply(g.response([g.thought_part("thinking..."), g.text_part("Hello world")],
                                     usage=g.usage(40, 4, cached=30, thoughts=2)))

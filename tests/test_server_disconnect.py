@@ -10,8 +10,10 @@ import threading
 import httpx
 from starlette.responses import StreamingResponse
 
-from server_setup import served, start_server, ups, wait_for  # noqa: F401
+from server_setup import wait_for
 from upstreams.openai_wire import chunk_body
+
+pytest_plugins = ("server_setup",)  # its fixtures: ups, start_server, served
 
 
 def endless_upstream(closed: threading.Event):
@@ -33,12 +35,12 @@ def test_client_disconnect_cancels_the_upstream_call_and_settles_the_ledger(serv
     served.ups.openai.push(endless_upstream(closed))
     body = {"model": "oai/gpt-test", "stream": True,
             "messages": [{"role": "user", "content": "write a very long story"}]}
-    with httpx.Client(timeout=10) as client:
-        with client.stream("POST", f"{served.url}/v1/chat/completions", json=body) as r:
-            request_id = r.headers["x-ai-router-request-id"]
-            for line in r.iter_lines():
-                if "partial" in line:
-                    break  # leave with the answer unfinished: the connection is dropped
+    with httpx.Client(timeout=10) as client, client.stream(
+            "POST", f"{served.url}/v1/chat/completions", json=body) as r:
+        request_id = r.headers["x-ai-router-request-id"]
+        for line in r.iter_lines():
+            if "partial" in line:
+                break  # leave with the answer unfinished: the connection is dropped
     assert closed.wait(5), "the upstream call was not cancelled"
     settled = wait_for(lambda: [c for c in served.calls(request_id) if c["status"] == "settled"])
     assert settled, f"ledger row still {served.calls(request_id)}"

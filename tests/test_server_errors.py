@@ -9,8 +9,10 @@ import httpx
 import openai
 import pytest
 
-from server_setup import KEYS, served, start_server, ups  # noqa: F401
-from upstreams.openai_wire import error_reply, sse_reply, text_chunks, usage_body
+from server_setup import KEYS
+from upstreams.openai_wire import error_reply, sse_reply, text_chunks
+
+pytest_plugins = ("server_setup",)  # its fixtures: ups, start_server, served
 
 ASK = [{"role": "user", "content": "hello"}]
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"

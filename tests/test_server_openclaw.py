@@ -17,7 +17,6 @@ import upstreams.gemini_wire as g
 import upstreams.ollama_wire as o
 from ai_router.config import load_config
 from ai_router.guard import VIRTUAL_MODELS
-from server_setup import served, start_server, ups  # noqa: F401
 from upstreams.openai_wire import (
     chunk_body,
     sse_reply,
@@ -25,6 +24,8 @@ from upstreams.openai_wire import (
     tool_call_chunk,
     usage_body,
 )
+
+pytest_plugins = ("server_setup",)  # its fixtures: ups, start_server, served
 
 CAPTURED = Path("/work/shared/openclaw")
 DOCS = Path(__file__).parents[1] / "docs" / "openclaw.example.json5"
@@ -103,8 +104,10 @@ def test_openclaw_tool_call_turn_and_its_follow_up_stay_on_one_model(openclaw_se
     served = openclaw_server
     script_everywhere(served.ups, tool=True)
     r1, events = post_sse(served.url, captured("toolcall_turn1_request"))
-    fragments = [tc for e in events for c in e["choices"] for tc in c["delta"].get("tool_calls", [])]
-    assert fragments[0]["function"]["name"] == "route_and_ask" and fragments[0]["type"] == "function"
+    fragments = [tc for e in events for c in e["choices"]
+                 for tc in c["delta"].get("tool_calls", [])]
+    assert fragments[0]["function"]["name"] == "route_and_ask"
+    assert fragments[0]["type"] == "function"
     assert json.loads("".join(f["function"]["arguments"] for f in fragments)) == json.loads(
         ROUTE_ARGS)
     assert events[-2]["choices"][0]["finish_reason"] == "tool_calls"

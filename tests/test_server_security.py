@@ -17,9 +17,11 @@ from typer.testing import CliRunner
 import ai_router.server.command  # noqa: F401 - registers `serve`
 from ai_router.cli import app
 from ai_router.server.security import InsecureBind, check_bind, is_loopback
-from server_setup import KEYS, served, start_server, ups  # noqa: F401
+from server_setup import KEYS
 from upstreams.openai_wire import completion_body, json_reply, usage_body
 from upstreams.server import free_port
+
+pytest_plugins = ("server_setup",)  # its fixtures: ups, start_server, served
 
 SERVER_KEY = "ar-test-SERVER-KEY-never-logged-42"
 ASK = [{"role": "user", "content": "hello"}]
