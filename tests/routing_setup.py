@@ -31,7 +31,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -178,6 +181,26 @@ def make_router(folder: Path, monkeypatch: Any, urls: dict[str, str], *,
     db = plant_keys(monkeypatch, folder)
     config = load_config(write_models_toml(folder, urls, **toml))
     return Router.from_config(config, offline=offline, clock=clock), db
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess[str]:
+    """Run the real `ai-router` console script of this venv with the current environment
+    (plus `env`), in a wide terminal so rich tables are not cut."""
+    script = Path(sys.executable).with_name("ai-router")
+    return subprocess.run([str(script), *args], capture_output=True, text=True, timeout=180,
+                          cwd=cwd, env={**os.environ, "COLUMNS": "200", **(env or {})})
+
+
+def invoke_cli(*args: str, env: dict[str, str] | None = None) -> Any:
+    """The CLI in-process through typer's CliRunner (much faster than a subprocess), in a
+    wide terminal; the result has .exit_code, .stdout and .stderr kept apart."""
+    from typer.testing import CliRunner
+
+    import ai_router.doctor  # noqa: F401 - registers `doctor` on the app
+    from ai_router.cli import app
+
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": "200", **(env or {})})
 
 
 def cost_by_hand(price: dict[str, float], *, input_tokens: int, output_tokens: int,

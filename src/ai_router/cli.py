@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .config import load_config
@@ -23,7 +24,7 @@ from .schema import CAPABILITIES, ChatRequest
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="ai-router: a personal LLM gateway that spends a fixed daily budget wisely.")
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # an error or footer stays one line, never wrapped
 T = TypeVar("T")
 
 ConfigOpt = Annotated[str | None, typer.Option("--config", help="models.toml to use")]
@@ -36,7 +37,8 @@ def clean_errors(fn: Callable[..., T]) -> Callable[..., T]:
         try:
             return fn(*args, **kwargs)
         except RouterError as e:
-            err.print(f"[red]error:[/red] {e}", highlight=False)
+            # escaped: messages quote TOML tables such as [models."x".price]
+            err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False)
             raise typer.Exit(1) from None
     return run
 
@@ -61,7 +63,8 @@ def ask(prompt: Annotated[str, typer.Argument(help="your question; '-' reads std
     from .router import Router
 
     if capability and capability not in CAPABILITIES:
-        raise RouterError(f"unknown capability {capability!r}; use one of {', '.join(CAPABILITIES)}")
+        raise RouterError(f"unknown capability {capability!r}; "
+                          f"use one of {', '.join(CAPABILITIES)}")
     text = sys.stdin.read() if prompt == "-" else prompt
     request = ChatRequest.from_prompt(text, system=system, model=model)
 
@@ -108,7 +111,8 @@ def budget(config: ConfigOpt = None,
                           "spent_usd": usd(snap.spent_micro),
                           "reserved_usd": usd(snap.reserved_micro),
                           "remaining_usd": usd(snap.remaining_micro),
-                          "by_model": [{**r, "cost_usd": usd(r.pop("cost_micro"))} for r in rows]}))
+                          "by_model": [{k: v for k, v in r.items() if k != "cost_micro"}
+                                       | {"cost_usd": usd(r["cost_micro"])} for r in rows]}))
         return
     out.print(f"[bold]{snap.day}[/bold]  limit ${usd(snap.limit_micro):.2f} · spent "
               f"${usd(snap.spent_micro):.6f} · reserved ${usd(snap.reserved_micro):.6f} · "

@@ -7,13 +7,14 @@ from typing import Annotated
 
 import httpx
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
 from .cli import ConfigOpt, app, clean_errors, out
+from .clock import zone
 from .config import Config, Keys, ProviderConfig, load_config
 from .errors import LedgerError
 from .ledger import Ledger
-from .clock import zone
 
 OK, WARN, BAD = "[green]ok[/green]", "[yellow]warn[/yellow]", "[red]fail[/red]"
 
@@ -48,15 +49,22 @@ def _check_ledger(cfg: Config) -> None:
         out.print(f"{OK} ledger {path}: ${snap.remaining_micro / 1e6:.2f} of "
                   f"${cfg.budget.daily_usd:.2f} left today", highlight=False)
     except LedgerError as e:
-        out.print(f"{BAD} {e}", highlight=False)
+        out.print(f"{BAD} {escape(str(e))}", highlight=False)
 
 
 async def _check_local(cfg: Config, pull: bool) -> None:
-    from .local_model import embedded_model_path, ollama_status
+    from .local_model import EmbeddedModelUnavailable, gguf_path, ollama_status
 
     m = cfg.manager
-    status = await ollama_status(m.endpoint, m.model)
-    if status == "ready":
+    endpoint = m.endpoint.rstrip("/")
+    status = "elsewhere" if endpoint == "embedded" or endpoint.endswith("/v1") else \
+        await ollama_status(m.endpoint, m.model)
+    fallback = ("the embedded model decides" if m.embedded_fallback else
+                "the built-in heuristics decide (embedded_fallback = false)")
+    if status == "elsewhere":
+        where = "the embedded model" if endpoint == "embedded" else f"{m.model} at {endpoint}"
+        out.print(f"{OK} manager: {where} (set in models.toml)", highlight=False)
+    elif status == "ready":
         out.print(f"{OK} manager: Ollama at {m.endpoint} has {m.model}")
     elif status == "missing" and pull:
         await _pull(cfg, m.model)
@@ -64,11 +72,13 @@ async def _check_local(cfg: Config, pull: bool) -> None:
         out.print(f"{WARN} manager: Ollama runs but lacks {m.model} — run `ai-router doctor "
                   f"--pull` (or `ollama pull {m.model}`)")
     else:
-        out.print(f"{WARN} manager: no Ollama at {m.endpoint}; the embedded model decides "
-                  "(install Ollama for a stronger manager)")
-    path = embedded_model_path()
-    out.print(f"{OK if path.is_file() else BAD} embedded model: {path.name}"
-              f"{'' if path.is_file() else ' missing — reinstall ai-router (uv sync)'}")
+        out.print(f"{WARN} manager: no Ollama at {m.endpoint}; {fallback} "
+                  "(install Ollama for a stronger manager)", highlight=False)
+    try:
+        out.print(f"{OK} embedded model: {gguf_path().name}", highlight=False)
+    except EmbeddedModelUnavailable as e:
+        out.print(f"{BAD} embedded model: {escape(str(e))}; reinstall ai-router (uv sync)",
+                  highlight=False)
 
 
 async def _pull(cfg: Config, model: str) -> None:
