@@ -137,7 +137,7 @@ def wait_for(predicate, timeout: float = 5.0) -> Any:
         time.sleep(0.02)
 
 
-# ---- fixtures (imported by the test_server_* modules) -----------------------------------
+# ---- fixtures: test modules import the *_fixture names; tests ask for ups, start_server, served
 
 @dataclass
 class Served:
@@ -160,14 +160,14 @@ class Served:
         return rows(self.db, "SELECT * FROM calls WHERE request_id=?", request_id)
 
 
-@pytest.fixture(scope="module")
-def ups() -> Iterator[Upstreams]:
+@pytest.fixture(scope="module", name="ups")
+def ups_fixture() -> Iterator[Upstreams]:
     with running_upstreams() as shared:
         yield shared
 
 
-@pytest.fixture
-def start_server(ups, tmp_path, monkeypatch):
+@pytest.fixture(name="start_server")
+def start_server_fixture(ups, tmp_path, monkeypatch):
     """start_server(models=..., daily_usd=..., api_key=..., max_body_bytes=...) → Served."""
     from ai_router.server.app import create_app
 
@@ -187,6 +187,6 @@ def start_server(ups, tmp_path, monkeypatch):
         yield start
 
 
-@pytest.fixture
-def served(start_server) -> Served:
+@pytest.fixture(name="served")
+def served_fixture(start_server) -> Served:
     return start_server()

@@ -12,7 +12,12 @@ import upstreams.anthropic_wire as a
 import upstreams.gemini_wire as g
 import upstreams.ollama_wire as o
 from ai_router.guard import VIRTUAL_MODELS
-from server_setup import ALL_MODELS
+from server_setup import (  # noqa: F401 - fixtures
+    ALL_MODELS,
+    served_fixture,
+    start_server_fixture,
+    ups_fixture,
+)
 from upstreams.openai_wire import (
     chunk_body,
     completion_body,
@@ -23,8 +28,6 @@ from upstreams.openai_wire import (
     tool_call_chunk,
     usage_body,
 )
-
-pytest_plugins = ("server_setup",)  # its fixtures: ups, start_server, served
 
 MODEL = {"oai": "oai/gpt-test", "claude": "claude/claude-test", "gem": "gem/gemini-test",
          "olla": "olla/llama-test"}

@@ -10,10 +10,13 @@ import threading
 import httpx
 from starlette.responses import StreamingResponse
 
-from server_setup import wait_for
+from server_setup import (  # noqa: F401 - fixtures
+    served_fixture,
+    start_server_fixture,
+    ups_fixture,
+    wait_for,
+)
 from upstreams.openai_wire import chunk_body
-
-pytest_plugins = ("server_setup",)  # its fixtures: ups, start_server, served
 
 
 def endless_upstream(closed: threading.Event):

@@ -9,10 +9,8 @@ import httpx
 import openai
 import pytest
 
-from server_setup import KEYS
+from server_setup import KEYS, served_fixture, start_server_fixture, ups_fixture  # noqa: F401
 from upstreams.openai_wire import error_reply, sse_reply, text_chunks
-
-pytest_plugins = ("server_setup",)  # its fixtures: ups, start_server, served
 
 ASK = [{"role": "user", "content": "hello"}]
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"

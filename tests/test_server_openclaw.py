@@ -17,6 +17,7 @@ import upstreams.gemini_wire as g
 import upstreams.ollama_wire as o
 from ai_router.config import load_config
 from ai_router.guard import VIRTUAL_MODELS
+from server_setup import served_fixture, start_server_fixture, ups_fixture  # noqa: F401
 from upstreams.openai_wire import (
     chunk_body,
     sse_reply,
@@ -24,8 +25,6 @@ from upstreams.openai_wire import (
     tool_call_chunk,
     usage_body,
 )
-
-pytest_plugins = ("server_setup",)  # its fixtures: ups, start_server, served
 
 CAPTURED = Path("/work/shared/openclaw")
 DOCS = Path(__file__).parents[1] / "docs" / "openclaw.example.json5"

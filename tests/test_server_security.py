@@ -17,11 +17,14 @@ from typer.testing import CliRunner
 import ai_router.server.command  # noqa: F401 - registers `serve`
 from ai_router.cli import app
 from ai_router.server.security import InsecureBind, check_bind, is_loopback
-from server_setup import KEYS
+from server_setup import (  # noqa: F401 - fixtures
+    KEYS,
+    served_fixture,
+    start_server_fixture,
+    ups_fixture,
+)
 from upstreams.openai_wire import completion_body, json_reply, usage_body
 from upstreams.server import free_port
-
-pytest_plugins = ("server_setup",)  # its fixtures: ups, start_server, served
 
 SERVER_KEY = "ar-test-SERVER-KEY-never-logged-42"
 ASK = [{"role": "user", "content": "hello"}]
