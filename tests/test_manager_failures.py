@@ -33,10 +33,11 @@ def _fresh_script(upstream):
     upstream.reset()
 
 
-def manager_at(base_url: str, timeout_s: float = 2.0) -> Manager:
-    # an endpoint ending in /v1 is used as a plain OpenAI-compatible server
+def manager_at(base_url: str, timeout_s: float = 10.0) -> Manager:
+    # an endpoint ending in /v1 is used as a plain OpenAI-compatible server; no seed bank
+    # and no cache, so every decision is the model's (or the fallback's)
     return Manager(ManagerConfig(endpoint=base_url, model="tiny", timeout_s=timeout_s,
-                                 embedded_fallback=False))
+                                 embedded_fallback=False), seeds=None, cache_size=0)
 
 
 def text_reply(text: str):
@@ -66,7 +67,7 @@ async def test_a_closed_port_falls_back_with_a_reason():
 
 async def test_ollama_down_without_embedded_fallback_falls_back_with_a_reason():
     config = ManagerConfig(endpoint=f"http://127.0.0.1:{free_port()}", embedded_fallback=False)
-    result = await Manager(config).decide(DIGEST)
+    result = await Manager(config, seeds=None).decide(DIGEST)
     assert result.source == "fallback"
     assert "not answering" in result.fallback_reason
     assert result.model == "fallback"
@@ -128,7 +129,7 @@ async def test_a_slow_model_falls_back_within_the_timeout(upstream):
 
 async def test_decide_never_raises_even_when_the_prompt_is_broken(upstream):
     class BrokenPrompt:
-        def messages(self, digest):
+        def messages(self, digest, neighbours=()):
             raise RuntimeError("template exploded")
 
     manager = manager_at(upstream.base_url)

@@ -33,7 +33,10 @@ def embedded_url() -> str:
 
 @pytest.fixture
 def manager(embedded_url) -> Manager:
-    return Manager(ManagerConfig(endpoint="embedded", timeout_s=10.0))
+    # the model's own proposal (with the nearest seed examples in its prompt), never
+    # the evidence-only shortcut; no cache, so every prompt reaches the model
+    return Manager(ManagerConfig(endpoint="embedded", timeout_s=10.0), mode="model",
+                   cache_size=0)
 
 
 async def test_the_embedded_model_proposes_a_schema_valid_decision(manager):

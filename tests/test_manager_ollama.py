@@ -72,7 +72,7 @@ def ollama():
 
 async def test_ollama_with_the_model_decides_through_its_openai_endpoint(ollama):
     manager = Manager(ManagerConfig(endpoint=ollama.host, model="qwen2.5:0.5b",
-                                    keep_alive="45m", embedded_fallback=False))
+                                    keep_alive="45m", embedded_fallback=False), seeds=None)
     result = await manager.decide(DIGEST)
     assert result.source == "model", result.fallback_reason
     assert result.model == "ollama/qwen2.5:0.5b"
@@ -86,7 +86,8 @@ async def test_ollama_with_the_model_decides_through_its_openai_endpoint(ollama)
 
 
 async def test_the_endpoint_choice_is_cached_between_decisions(ollama):
-    manager = Manager(ManagerConfig(endpoint=ollama.host, embedded_fallback=False))
+    manager = Manager(ManagerConfig(endpoint=ollama.host, embedded_fallback=False),
+                      seeds=None, cache_size=0)
     await manager.decide(DIGEST)
     await manager.decide(DIGEST)
     assert ollama.paths().count("/api/tags") == 1
@@ -95,7 +96,7 @@ async def test_the_endpoint_choice_is_cached_between_decisions(ollama):
 
 async def test_ollama_without_the_model_and_no_embedded_fallback_says_how_to_fix_it(ollama):
     manager = Manager(ManagerConfig(endpoint=ollama.host, model="llama3.2:1b",
-                                    embedded_fallback=False))
+                                    embedded_fallback=False), seeds=None)
     result = await manager.decide(DIGEST)
     assert result.source == "fallback"
     assert "ollama pull llama3.2:1b" in result.fallback_reason

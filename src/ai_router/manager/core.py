@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import anthropic.types  # noqa: F401 - see below
@@ -22,9 +22,12 @@ from .. import local_model
 from ..config import ManagerConfig
 from ..digest import Digest
 from ..schema import RoutingDecision
+from . import evidence as ev
+from .cache import DEFAULT_SIZE, DecisionCache
 from .endpoint import Endpoint, EndpointChooser, NoEndpoint
 from .fallback import fallback_decision
 from .prompt import ManagerPrompt
+from .retrieval import Neighbour, SeedBank
 from .structured import ManagerReply, decision_grammar, to_decision
 
 # instructor imports anthropic.types (~1.6 s) lazily on the first parsed reply; importing
@@ -37,22 +40,39 @@ FALLBACK_MODEL = "fallback"
 # The embedded model's first decision in a process starts its server and fills llama.cpp's
 # prompt cache with the stable instructions (~4 s on 2 cores); later ones get the deadline.
 COLD_START_TIMEOUT_S = 30.0
+VOTE_K = 8  # nearest seed examples that vote (chosen on the seed bank, leave-one-out)
+PROMPT_K = 4  # of those, the nearest go into the prompt: each costs ~40 prompt tokens
+
+# "combined": the evidence decides when it is confident, else the model proposes and the
+# evidence weighs its proposal; "model": the model's proposal as it is; "evidence": no model.
+DecisionMode = Literal["combined", "model", "evidence"]
+Source = Literal["model", "evidence", "fallback"]
+_DEFAULT_SEEDS = object()
 
 
 @dataclass(frozen=True)
 class ManagerResult:
     decision: RoutingDecision
-    source: Literal["model", "fallback"]
+    source: Source  # "evidence": retrieval and facts were sure enough without a model call
     fallback_reason: str | None
     latency_s: float
     model: str  # which local model decided, e.g. "embedded/SmolLM2-135M-Instruct"
+    cached: bool = False  # the same question was decided before in this process
 
 
 class Manager:
     def __init__(self, config: ManagerConfig, prompt: ManagerPrompt | None = None,
-                 endpoint_ttl_s: float = 60.0):
+                 endpoint_ttl_s: float = 60.0, *, seeds: SeedBank | None | object = _DEFAULT_SEEDS,
+                 mode: DecisionMode = "combined", cache_size: int = DEFAULT_SIZE,
+                 k: int = VOTE_K, prompt_k: int = PROMPT_K):
         self.config = config
         self.prompt = prompt or ManagerPrompt.load()
+        self.seeds: SeedBank | None = (SeedBank.load() if seeds is _DEFAULT_SEEDS
+                                       else seeds)  # type: ignore[assignment]
+        self.mode = mode
+        self.k = k
+        self.prompt_k = prompt_k
+        self.cache: DecisionCache[ManagerResult] = DecisionCache(cache_size)
         self.endpoints = EndpointChooser(config, ttl_s=endpoint_ttl_s)
         self._grammar = decision_grammar()
         self._background: set[asyncio.Task[None]] = set()
@@ -63,43 +83,64 @@ class Manager:
 
     async def warm_up(self) -> ManagerResult:
         """Start the local model and cache the prompt now, so requests meet a warm manager."""
-        return await self.decide(WARM_UP_DIGEST)
+        return await self._fresh(WARM_UP_DIGEST, time.perf_counter(), ask_model=True)
 
     async def decide(self, digest: Digest) -> ManagerResult:
         start = time.perf_counter()
+        known = self.cache.get(digest)
+        if known is not None:
+            return replace(known, latency_s=time.perf_counter() - start, cached=True)
+        result = await self._fresh(digest, start, ask_model=self.mode != "evidence")
+        if result.source != "fallback":  # a failure is not worth remembering
+            self.cache.put(digest, result)
+        return result
+
+    async def _fresh(self, digest: Digest, start: float, ask_model: bool) -> ManagerResult:
+        # with no seed bank the evidence is only the keyword heuristic: the model decides
+        weigh = self.mode != "model" and self.seeds is not None
+        neighbours = self.seeds.nearest(digest.text, self.k) if self.seeds else []
+        evidence = ev.gather(digest, neighbours)
+        if not ask_model or (weigh and self.mode == "combined" and evidence.confident):
+            return ManagerResult(decision=ev.decide(digest, evidence), source="evidence",
+                                 fallback_reason=None, latency_s=time.perf_counter() - start,
+                                 model=FALLBACK_MODEL)
         state: dict[str, Endpoint] = {}
         timeout = self.config.timeout_s if self._warm else max(self.config.timeout_s,
                                                                  COLD_START_TIMEOUT_S)
         try:
-            decision = await asyncio.wait_for(self._ask(digest, state), timeout)
+            reply = await asyncio.wait_for(self._ask(digest, neighbours, state), timeout)
         except Exception as e:  # noqa: BLE001 - every failure means "use the fallback"
             endpoint = state.get("endpoint")
             if endpoint and _endpoint_failed(e):
                 self.endpoints.forget()
             return ManagerResult(
-                decision=fallback_decision(digest), source="fallback",
-                fallback_reason=self._describe(e, endpoint),
+                decision=ev.decide(digest, evidence) if weigh else fallback_decision(digest),
+                source="fallback", fallback_reason=self._describe(e, endpoint),
                 latency_s=time.perf_counter() - start,
                 model=endpoint.label if endpoint else FALLBACK_MODEL)
         self._warm = True
         endpoint = state["endpoint"]
         if endpoint.kind == "ollama":
             self._keep_warm(endpoint)
+        proposal = to_decision(reply, digest)
+        decision = (ev.decide(digest, evidence, proposal.capability, proposal.reason) if weigh
+                    else proposal)
         return ManagerResult(decision=decision, source="model", fallback_reason=None,
                              latency_s=time.perf_counter() - start, model=endpoint.label)
 
-    async def _ask(self, digest: Digest, state: dict[str, Endpoint]) -> RoutingDecision:
+    async def _ask(self, digest: Digest, neighbours: list[Neighbour],
+                   state: dict[str, Endpoint]) -> ManagerReply:
         endpoint = state["endpoint"] = await self.endpoints.get()
         cold = endpoint.kind == "embedded" and not self._warm
-        reply = await asyncio.wait_for(self._call(endpoint, digest),
-                                       COLD_START_TIMEOUT_S if cold else self.config.timeout_s)
-        return to_decision(reply, digest)
+        return await asyncio.wait_for(self._call(endpoint, digest, neighbours),
+                                      COLD_START_TIMEOUT_S if cold else self.config.timeout_s)
 
-    async def _call(self, endpoint: Endpoint, digest: Digest) -> ManagerReply:
+    async def _call(self, endpoint: Endpoint, digest: Digest,
+                    neighbours: list[Neighbour]) -> ManagerReply:
         return await self._client(endpoint.base_url).chat.completions.create(
             model=endpoint.model,
             response_model=ManagerReply,
-            messages=self.prompt.messages(digest),  # type: ignore[arg-type]
+            messages=self.prompt.messages(digest, neighbours[:self.prompt_k]),  # type: ignore[arg-type]
             max_retries=0,  # a second try would not fit the latency budget
             max_tokens=DECISION_MAX_TOKENS,
             temperature=0,

@@ -30,7 +30,7 @@ def _words(*patterns: str) -> re.Pattern[str]:
     return re.compile(r"\b(?:" + "|".join(patterns) + r")\b", re.IGNORECASE)
 
 
-_CODE_FENCE = re.compile(r"```|^\s{4,}\S.*[;{}()]\s*$", re.MULTILINE)
+CODE_FENCE = re.compile(r"```|^\s{4,}\S.*[;{}()]\s*$", re.MULTILINE)
 _CODE = _words(
     r"python", r"javascript", r"typescript", r"java", r"golang", r"rust", r"kotlin",
     r"swift", r"ruby", r"php", r"c\+\+", r"c#", r"sql", r"html", r"css", r"bash",
@@ -67,15 +67,15 @@ _GREETING = re.compile(
 _FACT_QUESTION = re.compile(
     r"^\W*(?:what|who|whom|whose|when|where|which|how (?:many|much|far|long|old|big|tall)"
     r"|is|are|was|were|does|did|do|can|define|name|list)\b", re.IGNORECASE)
-_SHORT = _words(r"one sentence", r"one word", r"in a word", r"briefly", r"brief",
+SHORT_ANSWER = _words(r"one sentence", r"one word", r"in a word", r"briefly", r"brief",
                 r"short", r"quick(?:ly)?", r"yes or no", r"one line", r"concise")
-_LONG = _words(r"detailed", r"in depth", r"in-depth", r"comprehensive", r"thorough",
+LONG_ANSWER = _words(r"detailed", r"in depth", r"in-depth", r"comprehensive", r"thorough",
                r"long", r"full", r"complete", r"entire", r"essay", r"report", r"chapter")
 
 
 def classify(text: str) -> Capability:
     """The capability a request most likely needs, from its text alone."""
-    if _CODE_FENCE.search(text) or _CODE.search(text):
+    if CODE_FENCE.search(text) or _CODE.search(text):
         return "coding"
     if _EXTRACTION.search(text):
         return "extraction"
@@ -94,10 +94,14 @@ def classify(text: str) -> Capability:
 
 
 def estimate_output_tokens(capability: Capability, digest: Digest) -> int:
-    tokens = BASE_OUTPUT_TOKENS[capability]
-    if _SHORT.search(digest.text):
+    return adjust_output_tokens(BASE_OUTPUT_TOKENS[capability], capability, digest)
+
+
+def adjust_output_tokens(tokens: int, capability: Capability, digest: Digest) -> int:
+    """A typical length for the capability, scaled by what the user asks for."""
+    if SHORT_ANSWER.search(digest.text):
         tokens = min(tokens, 150)
-    elif _LONG.search(digest.text):
+    elif LONG_ANSWER.search(digest.text):
         tokens *= 2
     if capability == "extraction":  # converting or translating text yields text of similar size
         tokens = max(tokens, digest.text_chars // 4)

@@ -6,6 +6,7 @@ only the short user message (the digest's facts and text) changes.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +16,16 @@ from typing import Any
 from ..config import PACKAGE_DIR, user_config_dir
 from ..digest import Digest
 from ..errors import ConfigError
+from ..schema import Capability
+from .retrieval import Neighbour
 
 SYSTEM_FILE = "manager.md"
+EXAMPLE_CHARS = 160  # a neighbour's start says what it asks; its whole text costs latency
+# the few-shot answers name the task in the words the system prompt's examples use
+EXAMPLE_REASONS: dict[Capability, str] = {
+    "chat": "small talk", "knowledge": "fact question", "writing": "writing task",
+    "coding": "code task", "math": "math problem", "reasoning": "needs reasoning",
+    "extraction": "transform text"}
 REQUEST_FILE = "manager_request.md"
 
 
@@ -66,8 +75,10 @@ class ManagerPrompt:
         request = find_prompt(REQUEST_FILE).read_text(encoding="utf-8").strip()
         return cls(system=system, request=Template(request))
 
-    def messages(self, digest: Digest) -> list[dict[str, Any]]:
+    def messages(self, digest: Digest, neighbours: list[Neighbour] | tuple[()] = ()
+                 ) -> list[dict[str, Any]]:
         facts = {
+            "examples": examples_block(neighbours),
             "facts": facts_line(digest),
             "input_tokens": digest.input_tokens,
             "tools": _yes_no(digest.has_tools),
@@ -81,4 +92,19 @@ class ManagerPrompt:
             "text": digest.text or "(no text)",
         }
         return [{"role": "system", "content": self.system},
-                {"role": "user", "content": self.request.safe_substitute(facts)}]
+                {"role": "user", "content": self.request.safe_substitute(facts).strip()}]
+
+
+def examples_block(neighbours: list[Neighbour] | tuple[()]) -> str:
+    """The nearest labelled examples as few-shot lines, nearest last (a small model
+    follows what it read most recently). They go in the user message: the system prompt
+    stays identical across requests, so llama.cpp's prompt cache keeps it."""
+    lines = []
+    for n in reversed(neighbours):
+        e = n.example
+        text = " ".join(e.prompt.split())[:EXAMPLE_CHARS]
+        answer = json.dumps({"reason": EXAMPLE_REASONS[e.capability], "capability": e.capability,
+                             "output_tokens": e.output_tokens, "tier": e.tier},
+                            separators=(",", ":"))
+        lines += [f"Request: {text}", answer]
+    return "\n".join(lines)
