@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from functools import wraps
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -20,6 +20,10 @@ from .config import load_config
 from .errors import RouterError
 from .ledger import usd
 from .schema import CAPABILITIES, ChatRequest
+
+if TYPE_CHECKING:
+    from .ledger import Snapshot
+    from .router import Routed
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="ai-router: a personal LLM gateway that spends a fixed daily budget wisely.")
@@ -88,11 +92,17 @@ def ask(prompt: Annotated[str, typer.Argument(help="your question; '-' reads std
             "request_id": r.request_id}, ensure_ascii=False))
         return
     print(r.completion.text)
+    err.print(footer(r), highlight=False)
+
+
+def footer(r: Routed) -> str:
+    """The line after an answer (rich markup; `ask` and `chat` share it): model, tier,
+    tokens in→out, cost, what is left of today's budget."""
     u = r.usage
-    err.print(f"[dim]— {r.model.ref} · {r.model.tier} · {u.input_tokens}→{u.output_tokens} tokens"
-              f"{' (estimated)' if u.estimated else ''} · ${usd(r.cost_micro):.6f}"
-              f" · ${usd(r.remaining_micro):.2f} left today"
-              f"{' · offline-only' if r.offline else ''}[/dim]", highlight=False)
+    return (f"[dim]— {r.model.ref} · {r.model.tier} · {u.input_tokens}→{u.output_tokens} tokens"
+            f"{' (estimated)' if u.estimated else ''} · ${usd(r.cost_micro):.6f}"
+            f" · ${usd(r.remaining_micro):.2f} left today"
+            f"{' · offline-only' if r.offline else ''}[/dim]")
 
 
 @app.command()
@@ -114,14 +124,19 @@ def budget(config: ConfigOpt = None,
                           "by_model": [{k: v for k, v in r.items() if k != "cost_micro"}
                                        | {"cost_usd": usd(r["cost_micro"])} for r in rows]}))
         return
-    out.print(f"[bold]{snap.day}[/bold]  limit ${usd(snap.limit_micro):.2f} · spent "
-              f"${usd(snap.spent_micro):.6f} · reserved ${usd(snap.reserved_micro):.6f} · "
-              f"remaining [green]${usd(snap.remaining_micro):.6f}[/green]", highlight=False)
+    print_budget(out, snap, rows)
+
+
+def print_budget(console: Console, snap: Snapshot, rows: list[dict[str, Any]]) -> None:
+    """Today's money and spend per model (`budget` and chat's /budget share it)."""
+    console.print(f"[bold]{snap.day}[/bold]  limit ${usd(snap.limit_micro):.2f} · spent "
+                  f"${usd(snap.spent_micro):.6f} · reserved ${usd(snap.reserved_micro):.6f} · "
+                  f"remaining [green]${usd(snap.remaining_micro):.6f}[/green]", highlight=False)
     table = Table("model", "calls", "input tok", "output tok", "cost $")
     for r in rows:
         table.add_row(r["model"], str(r["calls"]), str(r["input_tokens"]),
                       str(r["output_tokens"]), f"{usd(r['cost_micro']):.6f}")
-    out.print(table)
+    console.print(table)
 
 
 @app.command()
@@ -145,7 +160,7 @@ def models(config: ConfigOpt = None) -> None:
 
 
 # Modules that register more commands on `app` (kept out of this file to keep it short).
-COMMAND_MODULES = ("doctor", "mcp_server", "server.command", "evaluate")
+COMMAND_MODULES = ("doctor", "mcp_server", "server.command", "evaluate", "repl.command")
 
 
 def main() -> None:

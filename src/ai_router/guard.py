@@ -128,6 +128,10 @@ def _stick(model: ModelConfig, ceiling: Tier, candidates: list[Candidate],
         overrides.append(f"left {model.ref} mid-conversation: the budget allows at most "
                          f"{ceiling}")
         return candidates
+    wanted = _VIRTUAL_TIER.get(args[2].virtual_model)  # args[2]: the Intent
+    if wanted and model.tier != wanted:  # "strong" or "local" asked mid-conversation
+        overrides.append(f"left {model.ref} mid-conversation: the client asked for {wanted}")
+        return candidates
     c = _candidate(model, *args)
     if not isinstance(c, Candidate):
         overrides.append(f"left {model.ref} mid-conversation: {c}")

@@ -1,0 +1,1 @@
+"""`ai-router chat`: the terminal chat (session state, slash commands, rendering, the loop)."""
