@@ -15,6 +15,7 @@ from .cli import ConfigOpt, app, clean_errors, offline_forced
 from .config import load_config
 from .errors import RouterError
 from .schema import Capability
+from .tool import ToolAnswer, ToolQuestion, route_and_ask
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -29,8 +30,6 @@ DESCRIPTION = ("Delegate one question to the best model today's budget allows (a
 
 def build_server(router: Router) -> MCPServer:
     from mcp.server.mcpserver import MCPServer
-
-    from .tool import ToolAnswer, ToolQuestion, route_and_ask
 
     server = MCPServer("ai-router", instructions=DESCRIPTION)
 

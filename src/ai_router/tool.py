@@ -3,13 +3,15 @@ the budget allows. Shared by the HTTP endpoint, the MCP server and the OpenClaw 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
 from .ledger import usd
-from .router import Router
 from .schema import Capability, ChatRequest
+
+if TYPE_CHECKING:  # the router pulls in every SDK; callers that only need the shapes don't
+    from .router import Router
 
 
 class ToolQuestion(BaseModel):

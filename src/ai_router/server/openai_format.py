@@ -7,10 +7,12 @@ as SSE events (`data: {...}\\n\\n`), ending with `data: [DONE]`.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..router import Routed
 from ..schema import Delta, ToolCallDelta, Usage
+
+if TYPE_CHECKING:
+    from ..router import Routed
 
 SSE_DONE = b"data: [DONE]\n\n"
 
