@@ -7,7 +7,7 @@ import importlib
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from functools import wraps
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -160,7 +160,8 @@ def models(config: ConfigOpt = None) -> None:
 
 
 # Modules that register more commands on `app` (kept out of this file to keep it short).
-COMMAND_MODULES = ("doctor", "mcp_server", "server.command", "evaluate", "repl.command")
+COMMAND_MODULES = ("doctor", "mcp_server", "server.command", "evaluate", "balance",
+                   "repl.command")
 
 
 def main() -> None:
