@@ -113,5 +113,9 @@ async def test_an_uncertain_request_is_proposed_by_the_model_with_neighbours_in_
     result = await manager.decide(digest_of("what is a poem"))
     assert result.source == "model", result.fallback_reason
     assert result.decision.capability == "knowledge"
-    sent = upstream.requests[0].body["messages"][1]["content"]
-    assert "Request: Write a poem about the winter sea" in sent
+    body = upstream.requests[0].body
+    assert "Request: Write a poem about the winter sea" in body["messages"][1]["content"]
+    # the evidence sets tier and length, so the model is asked for its capability only
+    schema = body["response_format"]["json_schema"]["schema"]
+    assert set(schema["properties"]) == {"reason", "capability"}
+    assert result.decision.tier == "cheap"  # the knowledge neighbour's tier

@@ -28,7 +28,13 @@ from .endpoint import Endpoint, EndpointChooser, NoEndpoint
 from .fallback import fallback_decision
 from .prompt import ManagerPrompt
 from .retrieval import Neighbour, SeedBank
-from .structured import ManagerReply, decision_grammar, to_decision
+from .structured import (
+    CapabilityReply,
+    ManagerReply,
+    clean_reason,
+    decision_grammar,
+    to_decision,
+)
 
 # instructor imports anthropic.types (~1.6 s) lazily on the first parsed reply; importing
 # it here keeps that cost out of the first decision's deadline.
@@ -74,7 +80,7 @@ class Manager:
         self.prompt_k = prompt_k
         self.cache: DecisionCache[ManagerResult] = DecisionCache(cache_size)
         self.endpoints = EndpointChooser(config, ttl_s=endpoint_ttl_s)
-        self._grammar = decision_grammar()
+        self._grammars = {True: decision_grammar(full=True), False: decision_grammar(full=False)}
         self._background: set[asyncio.Task[None]] = set()
         # base_url -> (event loop, client): an SDK client costs ~25 ms to build, and its
         # connection pool belongs to the loop that opened it
@@ -96,8 +102,7 @@ class Manager:
         return result
 
     async def _fresh(self, digest: Digest, start: float, ask_model: bool) -> ManagerResult:
-        # with no seed bank the evidence is only the keyword heuristic: the model decides
-        weigh = self.mode != "model" and self.seeds is not None
+        weigh = self._weighs()
         neighbours = self.seeds.nearest(digest.text, self.k) if self.seeds else []
         evidence = ev.gather(digest, neighbours)
         if not ask_model or (weigh and self.mode == "combined" and evidence.confident):
@@ -108,7 +113,7 @@ class Manager:
         timeout = self.config.timeout_s if self._warm else max(self.config.timeout_s,
                                                                  COLD_START_TIMEOUT_S)
         try:
-            reply = await asyncio.wait_for(self._ask(digest, neighbours, state), timeout)
+            reply = await asyncio.wait_for(self._ask(digest, neighbours, state, weigh), timeout)
         except Exception as e:  # noqa: BLE001 - every failure means "use the fallback"
             endpoint = state.get("endpoint")
             if endpoint and _endpoint_failed(e):
@@ -122,29 +127,33 @@ class Manager:
         endpoint = state["endpoint"]
         if endpoint.kind == "ollama":
             self._keep_warm(endpoint)
-        proposal = to_decision(reply, digest)
-        decision = (ev.decide(digest, evidence, proposal.capability, proposal.reason) if weigh
-                    else proposal)
+        decision = (ev.decide(digest, evidence, reply.capability, clean_reason(reply.reason))
+                    if weigh else to_decision(reply, digest))  # type: ignore[arg-type]
         return ManagerResult(decision=decision, source="model", fallback_reason=None,
                              latency_s=time.perf_counter() - start, model=endpoint.label)
 
+    def _weighs(self) -> bool:
+        """Whether the evidence weighs the model's capability and sets tier and length.
+        With no seed bank the evidence is the keyword heuristic alone: the model decides."""
+        return self.mode != "model" and self.seeds is not None
+
     async def _ask(self, digest: Digest, neighbours: list[Neighbour],
-                   state: dict[str, Endpoint]) -> ManagerReply:
+                   state: dict[str, Endpoint], weigh: bool) -> CapabilityReply:
         endpoint = state["endpoint"] = await self.endpoints.get()
         cold = endpoint.kind == "embedded" and not self._warm
-        return await asyncio.wait_for(self._call(endpoint, digest, neighbours),
+        return await asyncio.wait_for(self._call(endpoint, digest, neighbours, weigh),
                                       COLD_START_TIMEOUT_S if cold else self.config.timeout_s)
 
-    async def _call(self, endpoint: Endpoint, digest: Digest,
-                    neighbours: list[Neighbour]) -> ManagerReply:
+    async def _call(self, endpoint: Endpoint, digest: Digest, neighbours: list[Neighbour],
+                    weigh: bool) -> CapabilityReply:
         return await self._client(endpoint.base_url).chat.completions.create(
             model=endpoint.model,
-            response_model=ManagerReply,
+            response_model=CapabilityReply if weigh else ManagerReply,
             messages=self.prompt.messages(digest, neighbours[:self.prompt_k]),  # type: ignore[arg-type]
             max_retries=0,  # a second try would not fit the latency budget
             max_tokens=DECISION_MAX_TOKENS,
             temperature=0,
-            extra_body=self._extra_body(endpoint),
+            extra_body=self._extra_body(endpoint, full=not weigh),
         )
 
     def _client(self, base_url: str) -> AsyncInstructor:
@@ -159,13 +168,13 @@ class Manager:
         self._clients[base_url] = (loop, client)
         return client
 
-    def _extra_body(self, endpoint: Endpoint) -> dict[str, Any] | None:
+    def _extra_body(self, endpoint: Endpoint, full: bool) -> dict[str, Any] | None:
         if endpoint.kind != "embedded":
             return None
         # llama.cpp prefers response_format over `grammar`, and its schema grammar allows
         # free whitespace that a tiny model pads with. Send the whitespace-free grammar
         # instead; instructor still validates the reply against ManagerReply's schema.
-        return {"response_format": openai.omit, "grammar": self._grammar}
+        return {"response_format": openai.omit, "grammar": self._grammars[full]}
 
     def _keep_warm(self, endpoint: Endpoint) -> None:
         if self._background:  # one refresh in flight is enough

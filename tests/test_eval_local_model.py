@@ -1,0 +1,37 @@
+"""`ai-router eval` against the real embedded model (SmolLM2-135M via llama.cpp)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ai_router.config import ManagerConfig, load_config
+from ai_router.evaluate import Item, evaluate
+
+pytestmark = pytest.mark.local_model
+
+REPO = Path(__file__).resolve().parents[1]
+ITEMS = [
+    Item("hey, how's your day going?", "chat", "local", 40),
+    Item("Who wrote Pride and Prejudice?", "knowledge", "cheap", 100),
+    Item("Write a limerick about a sleepy cat", "writing", "cheap", 120),
+    Item("Write a Python function that returns the n-th Fibonacci number", "coding",
+         "strong", 400),
+    Item("Translate to Spanish: the library closes at noon", "extraction", "cheap", 30),
+]
+
+
+async def test_the_harness_scores_the_real_embedded_model_and_the_combined_manager():
+    config = load_config(REPO / "models.toml")
+    # a generous deadline: this checks the wiring and the schema, not the speed of a
+    # machine shared with other test runs
+    config = config.model_copy(update={"manager": ManagerConfig(endpoint="embedded",
+                                                                timeout_s=30.0)})
+    report = await evaluate(ITEMS, config, ["model", "combined"])
+    model, combined = report["model"], report["combined"]
+    assert model["n"] == combined["n"] == 5
+    assert model["schema_valid_rate"] == 1.0 and model["model_share"] == 1.0
+    assert model["latency_p50_s"] > 0
+    assert combined["capability_accuracy"] >= 0.8
+    assert combined["fallback_share"] == 0.0
