@@ -75,7 +75,26 @@ def test_providers_without_keys_are_skipped():
 
 def test_tool_requests_only_go_to_models_with_tools():
     p = run(facts=Facts(input_tokens=500, has_tools=True))
+    assert p.candidates
+    for c in p.candidates:
+        assert "tools" in c.model.features or (c.model.is_local and c.drop_tools)
+    with_tools = [c for c in p.candidates if not c.drop_tools]
+    assert p.candidates[:len(with_tools)] == with_tools  # plain-text answers come last
+
+
+def test_required_tools_are_never_dropped():
+    p = run(facts=Facts(input_tokens=500, has_tools=True, tools_required=True))
     assert p.candidates and all("tools" in c.model.features for c in p.candidates)
+    assert not any(c.drop_tools for c in p.candidates)
+
+
+def test_with_only_local_models_left_an_agent_request_is_answered_in_plain_text():
+    # OpenClaw offers tools on every turn; the embedded model has none
+    p = run(facts=Facts(input_tokens=500, has_tools=True), snapshot=snap(spent=2_000_000),
+            available=frozenset({"embedded"}))
+    assert [c.model.ref for c in p.candidates] == ["embedded/smollm2-135m-instruct"]
+    assert p.candidates[0].drop_tools
+    assert any("without tools" in o for o in p.overrides)
 
 
 def test_images_with_no_vision_model_available_are_refused_clearly():
@@ -149,7 +168,8 @@ def test_whatever_the_manager_says_the_plan_is_affordable_and_capable(seed):
                 assert c.reserve_micro <= intent.max_cost_micro
             assert facts.input_tokens + c.max_tokens <= c.model.context_window
             assert c.max_tokens <= c.model.max_output
-            assert not facts.has_tools or "tools" in c.model.features
+            assert not facts.has_tools or "tools" in c.model.features or (
+                c.drop_tools and c.model.is_local and not facts.tools_required)
             assert not facts.has_images or "vision" in c.model.features
             if not c.model.is_local:
                 assert c.reserve_micro >= worst_case_micro(PRICES[c.model.ref],
@@ -188,3 +208,8 @@ def test_a_prepaid_account_with_too_little_left_is_not_planned():
              PRICES, balances={first.model.provider: first.reserve_micro - 1})
     kept = [c for c in p.candidates if c.model.provider == first.model.provider]
     assert all(c.reserve_micro <= first.reserve_micro - 1 for c in kept)
+
+
+def test_a_missing_tier_is_named_in_the_refusal():
+    p = run(decide("chat", "local"), available=frozenset())
+    assert p.candidates == [] and p.refusal and "no key" in p.refusal

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from .config import Config, ModelConfig, Price
 from .ledger import Snapshot
@@ -42,6 +41,7 @@ class Facts:
 
     input_tokens: int  # conservative count, safety margin included
     has_tools: bool = False
+    tools_required: bool = False  # tool_choice "required" or a named tool: text won't do
     has_images: bool = False
     wants_json: bool = False
     long_context: bool = False
@@ -52,6 +52,7 @@ class Candidate:
     model: ModelConfig
     max_tokens: int
     reserve_micro: int
+    drop_tools: bool = False  # a local model without tool support answers in plain text
 
 
 @dataclass
@@ -85,7 +86,6 @@ def plan(decision: RoutingDecision, facts: Facts, intent: Intent, snapshot: Snap
     `prices`: price per model ref; None means unknown (a paid model is then refused).
     `balances`: prepaid micro-USD left per provider, where known; a call must fit it too.
     """
-    prepaid = balances or {}
     overrides: list[str] = []
     capability = decision.capability
     wanted_cap = intent.capability or _VIRTUAL_CAPABILITY.get(intent.virtual_model)
@@ -99,44 +99,63 @@ def plan(decision: RoutingDecision, facts: Facts, intent: Intent, snapshot: Snap
     if TIERS.index(tier) > TIERS.index(ceiling):
         overrides.append(f"tier {tier} → {ceiling}: {why}")
         tier = ceiling
-    offline = ceiling == "local"
 
-    pool = _pool(intent, config, capability, overrides)
+    ctx = _Context(decision, facts, intent, snapshot, config, available, prices,
+                   balances or {}, overrides)
     candidates: list[Candidate] = []
     skipped: dict[str, list[str]] = {}  # reason → models, so the log stays readable
+    pool = _pool(intent, config, capability)
     for t in _tier_order(tier, chain):
+        found = []
         for model in _rank([m for m in pool if m.tier == t], intent, facts):
-            c = _candidate(model, decision, facts, intent, snapshot, config, available,
-                           prices, prepaid, overrides)
+            c = _candidate(model, ctx)
             if isinstance(c, Candidate):
-                candidates.append(c)
+                found.append(c)
             else:
                 skipped.setdefault(c, []).append(model.ref)
+        candidates += sorted(found, key=lambda c: c.drop_tools)  # real tool support first
     overrides += [f"skipped {', '.join(refs)}: {why}" for why, refs in skipped.items()]
     if intent.sticky in config.models:
-        candidates = _stick(config.models[intent.sticky], ceiling, candidates, decision, facts,
-                            intent, snapshot, config, available, prices, prepaid, overrides)
-    return Plan(capability, tier, candidates, overrides, offline)
+        candidates = _stick(config.models[intent.sticky], ceiling, candidates, ctx)
+    if any(c.drop_tools for c in candidates[:1]):
+        overrides.append(f"{candidates[0].model.ref} answers without tools: no model with "
+                         "tool support can take this request now")
+    the_plan = Plan(capability, tier, candidates, overrides, offline=ceiling == "local")
+    if not candidates and not overrides:
+        overrides.append(f"no {tier}-tier or cheaper model is configured for {capability}")
+    return the_plan
+
+
+@dataclass(frozen=True)
+class _Context:
+    """Everything a candidate is judged against (one plan's inputs)."""
+
+    decision: RoutingDecision
+    facts: Facts
+    intent: Intent
+    snapshot: Snapshot
+    config: Config
+    available: frozenset[str]
+    prices: Mapping[str, Price | None]
+    prepaid: Mapping[str, int]
+    overrides: list[str]
 
 
 def _stick(model: ModelConfig, ceiling: Tier, candidates: list[Candidate],
-           *args: Any) -> list[Candidate]:
+           ctx: _Context) -> list[Candidate]:
     """Keep an agent loop on the model of its first turn (provider caches, coherence),
-    unless budget, context size or a failure now rules that model out."""
-    overrides: list[str] = args[-1]
+    unless budget, context size, a failure or the client's own tier choice rules it out."""
+    wanted = _VIRTUAL_TIER.get(ctx.intent.virtual_model)
     if TIERS.index(model.tier) > TIERS.index(ceiling):
-        overrides.append(f"left {model.ref} mid-conversation: the budget allows at most "
-                         f"{ceiling}")
-        return candidates
-    wanted = _VIRTUAL_TIER.get(args[2].virtual_model)  # args[2]: the Intent
-    if wanted and model.tier != wanted:  # "strong" or "local" asked mid-conversation
-        overrides.append(f"left {model.ref} mid-conversation: the client asked for {wanted}")
-        return candidates
-    c = _candidate(model, *args)
-    if not isinstance(c, Candidate):
-        overrides.append(f"left {model.ref} mid-conversation: {c}")
-        return candidates
-    return [c] + [x for x in candidates if x.model.ref != model.ref]
+        why: str | Candidate = f"the budget allows at most {ceiling}"
+    elif wanted and model.tier != wanted:  # e.g. /retry stronger in the middle of a chat
+        why = f"the client asked for {wanted}"
+    else:
+        why = _candidate(model, ctx)
+    if isinstance(why, Candidate):
+        return [why] + [x for x in candidates if x.model.ref != model.ref]
+    ctx.overrides.append(f"left {model.ref} mid-conversation: {why}")
+    return candidates
 
 
 def _target_tier(proposed: Tier, chain: list[Tier], intent: Intent,
@@ -180,8 +199,7 @@ def _tier_order(tier: Tier, chain: list[Tier]) -> list[Tier]:
     return [*dict.fromkeys([*order, "local"])]
 
 
-def _pool(intent: Intent, config: Config, capability: Capability,
-          overrides: list[str]) -> list[ModelConfig]:
+def _pool(intent: Intent, config: Config, capability: Capability) -> list[ModelConfig]:
     models = list(config.models.values())
     if intent.pinned:
         pinned = config.models[intent.pinned]
@@ -200,28 +218,29 @@ def _rank(models: list[ModelConfig], intent: Intent, facts: Facts) -> list[Model
     return sorted(models, key=lambda m: (-m.quality, -m.speed))
 
 
-def _candidate(model: ModelConfig, decision: RoutingDecision, facts: Facts, intent: Intent,
-               snap: Snapshot, config: Config, available: frozenset[str],
-               prices: Mapping[str, Price | None], prepaid: Mapping[str, int],
-               overrides: list[str]) -> Candidate | str:
+def _candidate(model: ModelConfig, ctx: _Context) -> Candidate | str:
     """A candidate, or the reason this model cannot be one."""
-    if model.provider not in available:
+    facts, intent = ctx.facts, ctx.intent
+    if model.provider not in ctx.available:
         return "no key, or the provider is failing"
     missing = [f for f, needed in (("tools", facts.has_tools), ("vision", facts.has_images),
                                    ("json", facts.wants_json)) if needed and f not in model.features]
-    if missing:
+    # a local model may still answer in plain text when tools are offered, not demanded
+    drop_tools = missing == ["tools"] and model.is_local and not facts.tools_required
+    if missing and not drop_tools:
         return f"no {', '.join(missing)} support"
     room = model.context_window - facts.input_tokens
     if room < 1:
         return f"{facts.input_tokens} input tokens do not fit the context window"
     cap = min(model.max_output, room, intent.max_output_tokens or max(
-        4 * decision.output_tokens, config.routing.default_output_tokens))
+        4 * ctx.decision.output_tokens, ctx.config.routing.default_output_tokens))
     if model.is_local:
-        return Candidate(model, cap, 0)
-    price = prices.get(model.ref)
+        return Candidate(model, cap, 0, drop_tools)
+    price = ctx.prices.get(model.ref)
     if price is None:
         return "no known price (add one in models.toml)"
-    budget = min(snap.remaining_micro, prepaid.get(model.provider, snap.remaining_micro))
+    budget = min(ctx.snapshot.remaining_micro,
+                 ctx.prepaid.get(model.provider, ctx.snapshot.remaining_micro))
     if intent.max_cost_micro is not None:
         budget = min(budget, intent.max_cost_micro)
     cost = worst_case_micro(price, facts.input_tokens, cap)
@@ -229,8 +248,8 @@ def _candidate(model: ModelConfig, decision: RoutingDecision, facts: Facts, inte
         # a smaller cap may still fit, if it leaves room for the expected answer
         input_cost = worst_case_micro(price, facts.input_tokens, 0)
         fitting = int((budget - input_cost) / price.output) if price.output else cap
-        if fitting < max(2 * decision.output_tokens, 256) or fitting >= cap:
+        if fitting < max(2 * ctx.decision.output_tokens, 256) or fitting >= cap:
             return f"worst case exceeds the ${budget / 1e6:.4f} this call may spend"
-        overrides.append(f"{model.ref}: output cap {cap} → {fitting} to fit the budget")
+        ctx.overrides.append(f"{model.ref}: output cap {cap} → {fitting} to fit the budget")
         cap, cost = fitting, worst_case_micro(price, facts.input_tokens, fitting)
     return Candidate(model, cap, cost)

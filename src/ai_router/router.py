@@ -80,6 +80,7 @@ class Router:
         self._adapters: dict[str, Adapter] = dict(adapters or {})
         self._down_until: dict[str, float] = {}
         self._sticky: OrderedDict[str, str] = OrderedDict()  # conversation → model ref
+        self.balances_micro: dict[str, int] = {}  # prepaid USD left per provider, when known
         self.prices = _price_table(config)
 
     @classmethod
@@ -114,11 +115,12 @@ class Router:
         input_tokens = tokens.count_request(request).tokens  # never low: the estimate has headroom
         digest = make_digest(request, input_tokens, self.config.routing.long_context_tokens)
         decision = await self.manager.decide(digest)
-        facts = Facts(input_tokens, digest.has_tools, digest.has_images, digest.wants_json,
-                      digest.long_context)
+        facts = Facts(input_tokens, has_tools=digest.has_tools,
+                      tools_required=request.tools_required, has_images=digest.has_images,
+                      wants_json=digest.wants_json, long_context=digest.long_context)
         snapshot = await asyncio.to_thread(self.ledger.snapshot, self.limit_micro)
         the_plan = plan(decision.decision, facts, intent, snapshot, self.config,
-                        self.available_providers(), self.prices)
+                        self.available_providers(), self.prices, self.balances_micro)
         return digest, decision, the_plan
 
     async def ask(self, request: ChatRequest, *, capability: Capability | None = None,
@@ -165,7 +167,7 @@ class Router:
             if reservation is None:
                 continue
             upstream = aiter(self.adapter(cand.model.provider).stream(
-                request, cand.model.name, cand.max_tokens))
+                _for(cand, request), cand.model.name, cand.max_tokens))
             try:
                 first = await anext(upstream)
             except StopAsyncIteration:
@@ -248,7 +250,7 @@ class Router:
             return None
         try:
             completion = await self.adapter(model.provider).complete(
-                request, model.name, cand.max_tokens)
+                _for(cand, request), model.name, cand.max_tokens)
         except ProviderError as e:
             await self._failed(reservation, cand, e, attempts)
             if e.retryable:
@@ -340,6 +342,10 @@ def _no_route(the_plan: Plan, attempts: list[str]) -> NoRoute:
     if the_plan.refusal:
         return NoRoute(the_plan.refusal, attempts)
     return NoRoute("every candidate failed: " + "; ".join(attempts), attempts)
+
+
+def _for(cand: Candidate, request: ChatRequest) -> ChatRequest:
+    return request.without_tools() if cand.drop_tools else request
 
 
 def conversation_key(request: ChatRequest) -> str:

@@ -49,10 +49,39 @@ class ChatRequest(BaseModel):
     def requested_max_output(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
 
+    @property
+    def tools_required(self) -> bool:
+        """tool_choice "required" or a named function: an answer in plain text won't do."""
+        return self.tool_choice == "required" or isinstance(self.tool_choice, dict)
+
+    def without_tools(self) -> ChatRequest:
+        """The same conversation for a model with no tool support: earlier tool calls and
+        results become plain text, and no tools are offered."""
+        messages = []
+        for m in self.messages:
+            if m.get("role") == "tool":
+                messages.append({"role": "user",
+                                 "content": f"[tool result]\n{_text(m.get('content'))}"})
+            elif m.get("tool_calls"):
+                calls = "; ".join(f"{c['function']['name']}({c['function'].get('arguments', '')})"
+                                  for c in m["tool_calls"] if c.get("function"))
+                text = _text(m.get("content"))
+                messages.append({"role": "assistant",
+                                 "content": f"{text}\n[called tools: {calls}]".strip()})
+            else:
+                messages.append(m)
+        return self.model_copy(update={"messages": messages, "tools": None, "tool_choice": None})
+
     @classmethod
     def from_prompt(cls, prompt: str, system: str | None = None, **kw: Any) -> ChatRequest:
         messages = [{"role": "system", "content": system}] if system else []
         return cls(messages=[*messages, {"role": "user", "content": prompt}], **kw)
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, list):
+        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return content or ""
 
 
 class Usage(BaseModel):
