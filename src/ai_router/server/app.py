@@ -24,11 +24,13 @@ from ..guard import VIRTUAL_MODELS
 from ..ledger import usd
 from ..router import Router
 from ..schema import ChatRequest
+from .dashboard import routes as dashboard_routes
 from .failures import ApiError, CatchAll, from_router_error, unknown_model
 from .headers import routing_headers
 from .openai_format import completion_body, error_body
 from .security import DEFAULT_MAX_BODY_BYTES, BearerAuth, BodyLimit
 from .streaming import SSEResponse, aclose, sse_events
+from .tool_routes import routes as tool_routes
 
 log = logging.getLogger("ai_router.server")
 MODEL_PREFIX = "ai-router/"  # OpenClaw-style "provider/model" refs to this server
@@ -57,6 +59,8 @@ def create_app(router: Router, *, api_key: str | None = None,
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.add_middleware(BearerAuth, api_key=api_key)
     app.add_middleware(CatchAll, secrets=lambda: [*router.keys.secrets(), api_key or ""])
+    app.include_router(tool_routes)  # POST /v1/route_and_ask, /v1/feedback
+    app.include_router(dashboard_routes)  # GET /dashboard, /v1/stats
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
