@@ -161,7 +161,7 @@ def models(config: ConfigOpt = None) -> None:
 
 # Modules that register more commands on `app` (kept out of this file to keep it short).
 COMMAND_MODULES = ("doctor", "mcp_server", "server.command", "evaluate", "balance",
-                   "repl.command")
+                   "repl.command", "stats")
 
 
 def main() -> None:
