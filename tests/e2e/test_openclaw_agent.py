@@ -91,6 +91,12 @@ def agent(stack: Stack) -> Stack:
     return stack
 
 
+def routed(outcomes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """How ai-router routed each call, for assertion messages (the manager's tier matters)."""
+    keys = ("decision", "decision_source", "overrides", "model", "status", "error")
+    return [{k: o[k] for k in keys} for o in outcomes]
+
+
 def tool_names(body: dict[str, Any]) -> set[str]:
     return {t["function"]["name"] for t in body.get("tools") or []}
 
@@ -120,7 +126,7 @@ def test_an_openclaw_turn_is_answered_by_the_paid_upstream_through_ai_router_and
     assert turn.returncode == 0, turn.explain()
     envelope = turn.envelope
     assert envelope["status"] == "ok", turn.explain()
-    assert "Hello from the paid upstream, via ai-router." in envelope["final"]
+    assert "Hello from the paid upstream, via ai-router." in envelope["final"], routed(outcomes)
     assert (envelope["provider"], envelope["model"]) == ("ai-router", "auto")
 
     [received] = agent.upstream.requests
@@ -153,7 +159,7 @@ def test_an_openclaw_tool_call_round_trips_through_ai_router_with_two_settled_ca
 
     assert turn.returncode == 0, turn.explain()
     envelope = turn.envelope
-    assert "The note says the secret word is pineapple-42." in envelope["final"]
+    assert "The note says the secret word is pineapple-42." in envelope["final"], routed(outcomes)
     assert envelope["toolSummary"]["tools"] == ["read"], envelope
 
     first, second = agent.upstream.requests
