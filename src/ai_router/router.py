@@ -217,9 +217,10 @@ class Router:
         finally:
             await _close(upstream)  # a client that went away cancels the upstream call
             if status == "error":
-                cost, usage = cand.reserve_micro, usage or self._estimate_usage(digest, received)
+                cost = cand.reserve_micro
+                usage = usage or self._estimate_usage(digest, received, cand.max_tokens)
             else:
-                usage = usage or self._estimate_usage(digest, received)
+                usage = usage or self._estimate_usage(digest, received, cand.max_tokens)
                 cost = prices.cost_micro(cand.model, self.config.providers[cand.model.provider],
                                          usage)
             # synchronous on purpose: this may run while the task is being cancelled
@@ -261,7 +262,7 @@ class Router:
             # (synchronously: an await here could itself be cancelled)
             self.ledger.settle(reservation, cand.reserve_micro, None)
             raise
-        usage = completion.usage or self._estimate_usage(digest, completion)
+        usage = completion.usage or self._estimate_usage(digest, completion, cand.max_tokens)
         cost = prices.cost_micro(model, self.config.providers[model.provider], usage)
         await asyncio.to_thread(self.ledger.settle, reservation, cost, usage)
         return completion, usage, cost
@@ -303,12 +304,14 @@ class Router:
                       offline=self.offline)
 
     @staticmethod
-    def _estimate_usage(digest: Digest, completion: Completion) -> Usage:
-        """The provider reported no usage: our own conservative counts, flagged."""
+    def _estimate_usage(digest: Digest, completion: Completion, max_tokens: int) -> Usage:
+        """The provider reported no usage: our own conservative counts, flagged. The
+        provider cannot have written more than the cap it was sent, so an estimate above it
+        is capped there (else the settled cost could pass the reservation, and the limit)."""
         text = completion.text + completion.reasoning + "".join(
             c["function"].get("arguments", "") for c in completion.tool_calls)
-        return Usage(input_tokens=digest.input_tokens, output_tokens=tokens.count_text(text).tokens,
-                     estimated=True)
+        output = min(tokens.count_text(text).tokens, max_tokens)
+        return Usage(input_tokens=digest.input_tokens, output_tokens=output, estimated=True)
 
     def _log(self, request_id: str, source: str, digest: Digest, decision: ManagerResult,
              the_plan: Plan, model: ModelConfig | None, usage: Usage | None, cost: int,

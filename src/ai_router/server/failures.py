@@ -59,12 +59,13 @@ def from_router_error(e: RouterError, router: Router) -> ApiError:
     if isinstance(e, LedgerError):
         return ApiError(503, str(e), "server_error", code="ledger_unavailable",
                         retry_after_s=LEDGER_RETRY_S)
-    if isinstance(e, NoRoute) and cooling_providers(router):
-        # every candidate failed, or the ones that could serve are cooling down after
-        # failures: the same request will work again once they are back
-        return ApiError(503, f"{e} (cooling down after failures: "
-                        f"{', '.join(cooling_providers(router))})", "server_error",
-                        code="provider_unavailable", retry_after_s=PROVIDER_COOLDOWN_S)
+    if isinstance(e, NoRoute) and (e.attempts or cooling_providers(router)):
+        # every candidate was tried and failed (local ones too), or the ones that could
+        # serve are cooling down after failures: the same request may work again soon
+        cooling = cooling_providers(router)
+        note = f" (cooling down after failures: {', '.join(cooling)})" if cooling else ""
+        return ApiError(503, f"{e}{note}", "server_error", code="provider_unavailable",
+                        retry_after_s=PROVIDER_COOLDOWN_S if cooling else 1)
     return ApiError(400, str(e), code="no_route" if isinstance(e, NoRoute) else None)
 
 
