@@ -213,3 +213,26 @@ def test_a_prepaid_account_with_too_little_left_is_not_planned():
 def test_a_missing_tier_is_named_in_the_refusal():
     p = run(decide("chat", "local"), available=frozenset())
     assert p.candidates == [] and p.refusal and "no key" in p.refusal
+
+
+def test_an_agent_turn_proposed_for_local_goes_up_to_a_tier_that_has_tools():
+    # OpenClaw sends tools on every turn; "Say hello." may be proposed for the local tier
+    p = run(decide("chat", "local"), facts=Facts(input_tokens=500, has_tools=True),
+            available=frozenset({"embedded", "anthropic"}))
+    assert p.candidates[0].model.ref == "anthropic/claude-haiku-4-5"
+    assert not p.candidates[0].drop_tools and p.candidates[-1].drop_tools
+    assert any("can fully serve" in o for o in p.overrides)
+
+
+def test_an_image_proposed_for_local_goes_up_to_a_vision_model_if_the_budget_allows():
+    p = run(decide("chat", "local"), facts=Facts(input_tokens=500, has_images=True))
+    assert p.candidates and "vision" in p.candidates[0].model.features
+    offline = run(decide("chat", "local"), facts=Facts(input_tokens=500, has_images=True),
+                  snapshot=snap(spent=2_000_000))
+    assert offline.candidates == []
+
+
+def test_a_client_asking_for_local_is_never_escalated():
+    p = run(decide("chat", "local"), facts=Facts(input_tokens=500, has_tools=True),
+            intent=Intent(virtual_model="local"))
+    assert {c.model.tier for c in p.candidates} == {"local"}

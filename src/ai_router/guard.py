@@ -102,18 +102,31 @@ def plan(decision: RoutingDecision, facts: Facts, intent: Intent, snapshot: Snap
 
     ctx = _Context(decision, facts, intent, snapshot, config, available, prices,
                    balances or {}, overrides)
-    candidates: list[Candidate] = []
     skipped: dict[str, list[str]] = {}  # reason → models, so the log stays readable
     pool = _pool(intent, config, capability)
-    for t in _tier_order(tier, chain):
+
+    def candidates_of(tiers: list[Tier]) -> list[Candidate]:
         found = []
-        for model in _rank([m for m in pool if m.tier == t], intent, facts):
-            c = _candidate(model, ctx)
-            if isinstance(c, Candidate):
-                found.append(c)
-            else:
-                skipped.setdefault(c, []).append(model.ref)
-        candidates += sorted(found, key=lambda c: c.drop_tools)  # real tool support first
+        for t in tiers:
+            for model in _rank([m for m in pool if m.tier == t], intent, facts):
+                c = _candidate(model, ctx)
+                if isinstance(c, Candidate):
+                    found.append(c)
+                else:
+                    skipped.setdefault(c, []).append(model.ref)
+        return found
+
+    candidates = candidates_of(_tier_order(tier, chain))
+    if not any(not c.drop_tools for c in candidates) and intent.virtual_model not in _VIRTUAL_TIER:
+        # nothing at or below the proposed tier can fully serve it (tools, images, context):
+        # go up, cheapest first, as far as the budget allows
+        higher = [t for t in TIERS if TIERS.index(tier) < TIERS.index(t) <= TIERS.index(ceiling)]
+        escalated = [c for c in candidates_of(higher) if not c.drop_tools]
+        if escalated:
+            overrides.append(f"tier {tier} → {escalated[0].model.tier}: no {tier}-tier model "
+                             "can fully serve this request")
+            tier, candidates = escalated[0].model.tier, escalated + candidates
+    candidates.sort(key=lambda c: c.drop_tools)  # real tool support first (a stable sort)
     overrides += [f"skipped {', '.join(refs)}: {why}" for why, refs in skipped.items()]
     if intent.sticky in config.models:
         candidates = _stick(config.models[intent.sticky], ceiling, candidates, ctx)
