@@ -232,31 +232,33 @@ def stats(days: Annotated[int, typer.Option(min=1, max=366,
     render(out, found)
 
 
-def _money(micro: int) -> str:
-    return f"${usd(micro):.6f}"
+def dollars(micro: int) -> str:
+    """Cents once there are dollars, down to the micro-dollar for small amounts."""
+    places = 2 if micro >= 1_000_000 or micro == 0 else 4 if micro >= 10_000 else 6
+    return f"${usd(micro):.{places}f}"
 
 
 def render(console: Console, r: dict[str, Any]) -> None:
     today, recent, window = r["today"], r["recent"], f"last {r['recent']['days']} days"
     console.print(f"[bold]{today['first_day']}[/bold] ({r['timezone']})  spent "
-                  f"{_money(today['spent_micro'])} of ${usd(r['limit_micro']):.2f} today",
+                  f"{dollars(today['spent_micro'])} of {dollars(r['limit_micro'])} today",
                   highlight=False)
     summary = Table("", "today", window)
     for label, key in (("requests", "requests"), ("served", "served"), ("errors", "errors"),
                        ("fallbacks", "fallbacks"), ("downgrades", "downgrades")):
         summary.add_row(label, str(today[key]), str(recent[key]))
-    summary.add_row("spent", _money(today["spent_micro"]), _money(recent["spent_micro"]))
+    summary.add_row("spent", dollars(today["spent_micro"]), dollars(recent["spent_micro"]))
     if today["savings"]:
         summary.add_row(f"cost on {today['savings']['reference']}",
-                        _money(today["savings"]["strongest_micro"]),
-                        _money(recent["savings"]["strongest_micro"]))
-        summary.add_row("[green]saved[/green]", _money(today["savings"]["saved_micro"]),
-                        _money(recent["savings"]["saved_micro"]))
+                        dollars(today["savings"]["strongest_micro"]),
+                        dollars(recent["savings"]["strongest_micro"]))
+        summary.add_row("[green]saved[/green]", dollars(today["savings"]["saved_micro"]),
+                        dollars(recent["savings"]["saved_micro"]))
     console.print(summary)
     for title in ("provider", "model", "capability"):
         console.print(_breakdown(title, today[f"by_{title}"], recent[f"by_{title}"], window))
     console.print("spent per day: " + " · ".join(
-        f"{d['day'][5:]} {_money(d['cost_micro'])}" for d in r["by_day"]), highlight=False)
+        f"{d['day'][5:]} {dollars(d['cost_micro'])}" for d in r["by_day"]), highlight=False)
     if recent["downgrade_steps"]:
         console.print(f"downgrades ({window}): " + ", ".join(
             f"{step} ×{n}" for step, n in recent["downgrade_steps"].items()), highlight=False)
@@ -270,6 +272,6 @@ def _breakdown(title: str, today: list[dict[str, Any]], recent: list[dict[str, A
     table = Table(title, "calls today", "$ today", f"calls {window}", f"$ {window}")
     for row in recent:
         t = now.get(row["name"], {"calls": 0, "cost_micro": 0})
-        table.add_row(row["name"], str(t["calls"]), _money(t["cost_micro"]), str(row["calls"]),
-                      _money(row["cost_micro"]))
+        table.add_row(row["name"], str(t["calls"]), dollars(t["cost_micro"]), str(row["calls"]),
+                      dollars(row["cost_micro"]))
     return table

@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from ..ledger import usd
+from ..stats import dollars
 
 SPEND_COLOUR = "#1f6feb"  # the spend line; the browser test looks for these exact colours
 BUDGET_COLOUR = "#d62728"  # the budget limit
@@ -37,14 +37,14 @@ def spend_chart(series: list[dict[str, Any]], limit_micro: int) -> str:
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
         f'width="{WIDTH}" height="{HEIGHT}" role="img" id="spend-chart" '
-        f'aria-label="spend through today: ${usd(spent):.4f} of a ${usd(limit_micro):.2f} '
+        f'aria-label="spend through today: {dollars(spent)} of a {dollars(limit_micro)} '
         f'budget">', *_grid(top, x, y),
         f'<line x1="{x(0)}" y1="{y(0)}" x2="{x(1)}" y2="{y(limit_micro)}" stroke="{PACE_COLOUR}"'
         ' stroke-width="1.5" stroke-dasharray="6 5"/>',
         f'<line class="budget" x1="{x(0)}" y1="{y(limit_micro)}" x2="{x(1)}" '
         f'y2="{y(limit_micro)}" stroke="{BUDGET_COLOUR}" stroke-width="3"/>',
         f'<text x="{x(1) - 4}" y="{y(limit_micro) - 7}" text-anchor="end" '
-        f'fill="{BUDGET_COLOUR}">budget ${usd(limit_micro):.2f}</text>',
+        f'fill="{BUDGET_COLOUR}">budget {dollars(limit_micro)}</text>',
         f'<path d="{area}" fill="{SPEND_COLOUR}" fill-opacity="0.10" stroke="none"/>',
         f'<path class="spend" d="{line}" fill="none" stroke="{SPEND_COLOUR}" stroke-width="3"'
         ' stroke-linejoin="round"/>',
@@ -64,7 +64,7 @@ def _grid(top: float, x: Any, y: Any) -> list[str]:
         out.append(f'<line x1="{gx}" y1="{TOP}" x2="{gx}" y2="{y(0)}" stroke="#eaeef2"/>')
         out.append(f'<text x="{gx}" y="{y(0) + 20}" text-anchor="middle" fill="#57606a">'
                    f'{hour:02d}:00</text>')
-    for i in range(1, 5):
+    for i in range(0, 5):
         micro = top / 1.12 * i / 4
         gy = y(micro)
         out.append(f'<line x1="{LEFT}" y1="{gy}" x2="{x(1)}" y2="{gy}" stroke="#eaeef2"/>')
@@ -74,5 +74,6 @@ def _grid(top: float, x: Any, y: Any) -> list[str]:
 
 
 def _dollars(micro: float) -> str:
+    """An axis label: a round figure, so fewer digits than `dollars`."""
     value = micro / 1e6
-    return f"${value:.2f}" if value >= 0.1 else f"${value:.4f}"
+    return "$0" if value == 0 else f"${value:.2f}" if value >= 0.1 else f"${value:.4f}"

@@ -17,9 +17,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from ..ledger import usd
 from ..router import Router
-from ..stats import keyed_providers, report, to_json
+from ..stats import dollars, keyed_providers, report, to_json
 from .chart import BUDGET_COLOUR, PACE_COLOUR, SPEND_COLOUR, spend_chart
 from .failures import ApiError
 
@@ -64,13 +63,13 @@ def page(r: dict[str, Any]) -> str:
     limit, spent = r["limit_micro"], today["spent_micro"]
     saved = today["savings"]
     cards = [
-        ("spent today", _money(spent), f"of ${usd(limit):.2f} ({_share(spent, limit)})"),
-        ("left today", _money(max(0, limit - spent)), "budget resets at local midnight"),
-        ("saved today", _money(saved["saved_micro"]) if saved else "–",
+        ("spent today", dollars(spent), f"of {dollars(limit)} ({_share(spent, limit)})"),
+        ("left today", dollars(max(0, limit - spent)), "budget resets at local midnight"),
+        ("saved today", dollars(saved["saved_micro"]) if saved else "–",
          f"vs always {saved['reference']}" if saved else "no priced model configured"),
         ("requests today", str(today["requests"]),
-         f"{today['fallbacks']} fallbacks · {today['downgrades']} downgrades · "
-         f"{today['errors']} errors"),
+         f"fallbacks {today['fallbacks']} · downgrades {today['downgrades']} · "
+         f"errors {today['errors']}"),
     ]
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -112,13 +111,13 @@ def _card(title: str, value: str, note: str) -> str:
 def _summary(today: dict[str, Any], recent: dict[str, Any], window: str) -> str:
     rows = [(k, str(today[k]), str(recent[k]))
             for k in ("requests", "served", "errors", "fallbacks", "downgrades")]
-    rows.append(("spent", _money(today["spent_micro"]), _money(recent["spent_micro"])))
+    rows.append(("spent", dollars(today["spent_micro"]), dollars(recent["spent_micro"])))
     if today["savings"]:
         rows.append((f"on {today['savings']['reference']}",
-                     _money(today["savings"]["strongest_micro"]),
-                     _money(recent["savings"]["strongest_micro"])))
-        rows.append(("saved", _money(today["savings"]["saved_micro"]),
-                     _money(recent["savings"]["saved_micro"])))
+                     dollars(today["savings"]["strongest_micro"]),
+                     dollars(recent["savings"]["strongest_micro"])))
+        rows.append(("saved", dollars(today["savings"]["saved_micro"]),
+                     dollars(recent["savings"]["saved_micro"])))
     return _table("summary", ["", "today", window], rows)
 
 
@@ -127,14 +126,14 @@ def _breakdown(title: str, today: dict[str, Any], recent: dict[str, Any], window
     rows = []
     for row in recent[f"by_{title}"]:
         t = now.get(row["name"], {"calls": 0, "cost_micro": 0})
-        rows.append((row["name"], str(t["calls"]), _money(t["cost_micro"]), str(row["calls"]),
-                     _money(row["cost_micro"])))
+        rows.append((row["name"], str(t["calls"]), dollars(t["cost_micro"]), str(row["calls"]),
+                     dollars(row["cost_micro"])))
     return _table(f"by-{title}", [title, "calls today", "$ today", f"calls {window}",
                                   f"$ {window}"], rows)
 
 
 def _by_day(days: list[dict[str, Any]]) -> str:
-    return _table("by-day", ["day", "spent"], [(d["day"], _money(d["cost_micro"]))
+    return _table("by-day", ["day", "spent"], [(d["day"], dollars(d["cost_micro"]))
                                                for d in reversed(days)])
 
 
@@ -143,10 +142,6 @@ def _table(name: str, head: list[str], rows: list[tuple[str, ...]]) -> str:
     body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>"
                    for row in rows) or f'<tr><td colspan="{len(head)}">nothing yet</td></tr>'
     return f'<table id="{name}"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
-
-
-def _money(micro: int) -> str:
-    return f"${usd(micro):.6f}" if micro < 10_000 else f"${usd(micro):.4f}"
 
 
 def _share(part: int, whole: int) -> str:
