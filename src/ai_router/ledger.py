@@ -176,14 +176,15 @@ class Ledger:
                 raise LedgerError(f"budget ledger {self.path} is unavailable: {e}") from e
             try:
                 yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            try:
                 conn.execute("COMMIT")
-            except sqlite3.Error as e:
-                conn.execute("ROLLBACK")
-                raise LedgerError(f"budget ledger {self.path} could not be written: {e}") from e
+            except BaseException as e:
+                if conn.in_transaction:  # SQLite may have rolled back already (disk full)
+                    conn.execute("ROLLBACK")
+                if isinstance(e, sqlite3.Error):  # disk full, read-only, corrupt: say so
+                    raise LedgerError(f"budget ledger {self.path} could not be written: {e};"
+                                      " check free disk space and the file's permissions"
+                                      ) from e
+                raise
 
     def _expire(self, conn: sqlite3.Connection, now: float) -> None:
         # a crashed process never settles: count its hold as spent, the conservative side
