@@ -153,9 +153,8 @@ def cap_disk(monkeypatch) -> None:
 
 async def test_a_full_disk_is_a_503_from_the_server_and_no_answer_goes_unrecorded(
         up, tmp_path, monkeypatch):
-    from server_setup import running_server
-
     from ai_router.server.app import create_app
+    from server_setup import running_server
 
     up.reset()
     up.deepseek.handler = oa.json_reply(oa.completion_body("ok", usage=oa.usage_body(9, 4)))
