@@ -167,7 +167,8 @@ async def evaluate(items: list[Item], config: Config, arms: list[str],
     report: dict[str, Any] = {}
     for arm in arms:
         if arm == "baseline":
-            report[arm] = score(await run(items, config, baseline))
+            report[arm] = {**score(await run(items, config, baseline)),
+                           "schema_valid_rate": None}  # no model was asked
             continue
         # the cache holds every decision of the run; only repeated prompts hit it, and
         # their latency is left out of the fresh figures
@@ -207,6 +208,8 @@ def eval_command(
             "--baseline", help="also score the keyword fallback alone")] = False,
         compare: Annotated[bool, typer.Option(
             help="score every arm: baseline, evidence, model alone, combined")] = False,
+        arms: Annotated[str | None, typer.Option(
+            help=f"comma-separated arms to score, of: {', '.join(ARMS)}")] = None,
         leave_one_out: Annotated[bool, typer.Option(
             help="never retrieve the prompt itself (evaluating the seed bank)")] = False,
         followups: Annotated[int, typer.Option(
@@ -216,11 +219,13 @@ def eval_command(
     items = load_items(file, limit)
     if not items:
         raise RouterError(f"{file}: no prompts")
-    arms = list(ARMS) if compare else (["baseline", "combined"] if baseline_arm
-                                       else ["combined"])
-    report = asyncio.run(evaluate(items, load_config(config), arms, leave_one_out, followups))
+    chosen = (arms.split(",") if arms else list(ARMS) if compare
+              else ["baseline", "combined"] if baseline_arm else ["combined"])
+    if unknown := set(chosen) - set(ARMS):
+        raise RouterError(f"unknown arm {', '.join(sorted(unknown))}; use {', '.join(ARMS)}")
+    report = asyncio.run(evaluate(items, load_config(config), chosen, leave_one_out, followups))
     if as_json:
         # the configured manager's figures at the top level; the other arms beside them
-        print(json.dumps({**report["combined"], "arms": report}))
+        print(json.dumps({**report[chosen[-1]], "arms": report}))
     else:
         print_report(report)
