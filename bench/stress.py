@@ -20,8 +20,10 @@ Processes (all on 127.0.0.1, all stopping by themselves):
 - this process: the HTTP clients (streamed and not, some hanging up mid-stream).
 
 At the end: every request an upstream received has exactly one settled/released/expired
-`calls` row (upstream counts = ledger rows per provider, no row left reserved), and no day
-was ever over its limit. Exit status 1 when any of that fails.
+`calls` row (matched by a nonce each prompt starts with, through the outcome row, and the
+model), no row is left reserved, and no day was ever over its limit. A row whose request
+never reached the upstream (the client gave up first on a busy machine) is allowed only
+if it is released or held at its full reservation. Exit status 1 when any of that fails.
 """
 
 from __future__ import annotations
@@ -31,11 +33,13 @@ import asyncio
 import json
 import os
 import random
+import re
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -63,7 +67,7 @@ def upstream_app(seed: int, timeout_s: float, max_latency_s: float) -> Any:
     from ai_router.schema import ChatRequest
     from upstreams import openai_wire as oa
 
-    rng, counts = random.Random(seed), Counter()
+    rng, counts, received = random.Random(seed), Counter(), Counter()
     faults = [("ok", 80), ("429", 5), ("500", 3), ("503", 2), ("timeout", 1.5),
               ("malformed", 1.5), ("no_usage", 4), ("cut", 3)]
 
@@ -71,6 +75,8 @@ def upstream_app(seed: int, timeout_s: float, max_latency_s: float) -> Any:
         provider = request.path_params["provider"]
         body = json.loads(await request.body())
         counts[provider] += 1
+        for nonce in set(NONCE.findall(json.dumps(body))):
+            received[f"{nonce} {provider}/{body.get('model')}"] += 1
         fate = rng.choices([f for f, _ in faults], [w for _, w in faults])[0]
         if provider == "local" and fate in ("timeout", "malformed"):
             fate = "ok"  # the last resort is slow and flaky at worst, never silent
@@ -99,7 +105,7 @@ def upstream_app(seed: int, timeout_s: float, max_latency_s: float) -> Any:
         return await _streamed(reply, body, rng)
 
     async def count(_request: Any) -> Any:
-        return JSONResponse(dict(counts))
+        return JSONResponse({"counts": dict(counts), "received": dict(received)})
 
     routes = [Route("/{provider}/v1/chat/completions", chat, methods=["POST"]),
               Route("/counts", count)]
@@ -124,7 +130,11 @@ def run_upstream(args: argparse.Namespace) -> None:
     import uvicorn
 
     app = upstream_app(args.seed, args.timeout, args.latency)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="error", backlog=4096)
+    # idle connections are never closed by the server during a run: otherwise a request
+    # sent on a pooled connection as it closes never reaches the handler, and its row (held
+    # at full cost, as "maybe billed") has no received request to match
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="error", backlog=4096,
+                timeout_keep_alive=600)
 
 
 # ---- the ai-router processes ----------------------------------------------------------
@@ -138,9 +148,14 @@ def run_serve(args: argparse.Namespace) -> None:
     cli.main()
 
 
+NONCE = re.compile(r"\[(n[0-9a-f]{16})\]")
+
+
 def prompt(rng: random.Random) -> str:
+    """Random words after a nonce that ties the upstream's record to the outcome row."""
     text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 120)))
-    return f"{INJECTION} {text}" if rng.random() < 0.1 else text
+    nonce = f"[n{uuid.uuid4().hex[:16]}]"
+    return f"{nonce} {INJECTION} {text}" if rng.random() < 0.1 else f"{nonce} {text}"
 
 
 def wait_for_go(args: argparse.Namespace, role: str) -> None:
@@ -258,8 +273,9 @@ def run_sampler(args: argparse.Namespace) -> None:
 async def http_load(args: argparse.Namespace, urls: list[str]) -> dict[str, int]:
     import httpx
 
+    # keep-alive shorter than uvicorn's 5 s, so no request goes out on a closing connection
     async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(
-            max_connections=args.concurrency * 2)) as client:
+            max_connections=args.concurrency * 2, keepalive_expiry=2)) as client:
         async def one(rng: random.Random) -> str:
             body: dict[str, Any] = {"model": rng.choice(MODELS), "messages": [
                 {"role": "user", "content": prompt(rng)}]}
@@ -340,6 +356,9 @@ def ledger_facts(db: Path) -> dict[str, Any]:
                                " OR overrides LIKE '%worst case exceeds%'").fetchone()[0]
         tiers = dict(conn.execute("SELECT coalesce(tier, '-'), count(*) FROM outcomes"
                                   " WHERE status='ok' GROUP BY 1"))
+        delivered = conn.execute(
+            "SELECT o.prompt, c.model, c.status, c.cost_micro = c.reserved_micro FROM calls c"
+            " LEFT JOIN outcomes o ON o.id = c.request_id").fetchall()
         # the upstream is honest (usage within the cap), so no call may cost more than its hold
         over = conn.execute("SELECT count(*) FROM calls WHERE cost_micro > reserved_micro"
                             " AND status != 'reserved'").fetchone()[0]
@@ -350,7 +369,7 @@ def ledger_facts(db: Path) -> dict[str, Any]:
         by_provider.setdefault(provider, {})[status] = n
     return {"calls": by_provider, "days": {d: {"spent": s, "reserved": r} for d, s, r in days},
             "outcomes": outcomes, "budget_overrides": refused, "answered_by_tier": tiers,
-            "over_reservation": over}
+            "over_reservation": over, "rows": delivered}
 
 
 def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
@@ -403,7 +422,7 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
         elapsed = time.monotonic() - started
         stop.touch()
         sampled = json.loads(sampler.communicate(timeout=60)[0])
-        received = httpx.get(f"http://127.0.0.1:{up_port}/counts").json()
+        upstream_record = httpx.get(f"http://127.0.0.1:{up_port}/counts").json()
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -415,12 +434,12 @@ def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
                 proc.kill()
     facts = ledger_facts(db)
     logs = "".join((folder / f"serve{i}.log").read_text() for i in range(2))
-    return summarise(args, http, *side_results, sampled, received, facts, elapsed, folder,
+    return summarise(args, http, *side_results, sampled, upstream_record, facts, elapsed, folder,
                      tracebacks=logs.count("Traceback"))
 
 
 def summarise(args: argparse.Namespace, http: dict[str, int], repl: dict[str, int],
-              tool: dict[str, int], sampled: dict[str, Any], received: dict[str, int],
+              tool: dict[str, int], sampled: dict[str, Any], record: dict[str, Any],
               facts: dict[str, Any], elapsed: float, folder: Path, *, tracebacks: int
               ) -> dict[str, Any]:
     limit = round(args.limit * 1_000_000)
@@ -430,8 +449,8 @@ def summarise(args: argparse.Namespace, http: dict[str, int], repl: dict[str, in
     rows = {p: sum(n for s, n in facts["calls"].get(p, {}).items() if s != "reserved")
             for p in PROVIDERS}
     overshoot = max(0, spent - limit, sampled["peak_committed_micro"] - limit)
-    mismatch = {p: received.get(p, 0) - rows[p] for p in PROVIDERS
-                if received.get(p, 0) != rows[p]}
+    received, matched = record["counts"], match(record["received"], facts.pop("rows"))
+    mismatch = {k: v for k, v in matched.items() if k != "undelivered_rows" and v}
     internal = sum(n for k, n in http.items() if k.endswith("500"))
     ok = (overshoot == 0 and not mismatch and left_reserved == 0 and not sampled["violations"]
           and internal == 0 and tracebacks == 0 and facts["over_reservation"] == 0)
@@ -442,6 +461,7 @@ def summarise(args: argparse.Namespace, http: dict[str, int], repl: dict[str, in
                      "total": sum(http.values()) + sum(repl.values()) + sum(tool.values())},
         "outcomes": {"http": http, "repl": repl, "tool": tool},
         "upstream_received": received, "ledger_rows": rows, "row_mismatch": mismatch,
+        "undelivered_rows": matched["undelivered_rows"],
         "rows_left_reserved": left_reserved, "calls_by_status": facts["calls"],
         "limit_micro": limit, "spent_micro": spent,
         "peak_committed_micro": sampled["peak_committed_micro"],
@@ -456,12 +476,34 @@ def summarise(args: argparse.Namespace, http: dict[str, int], repl: dict[str, in
         "work_dir": str(folder)}
 
 
+def match(received: dict[str, int], rows: list[tuple]) -> dict[str, int]:
+    """Pair every (nonce, model) an upstream received with the ledger's rows for it."""
+    by_key: Counter = Counter()
+    undelivered = unsafe = 0
+    for prompt_text, model, status, full_hold in rows:
+        found = NONCE.search(prompt_text or "")
+        key = f"{found.group(1) if found else '?'} {model}"
+        if key in received:
+            by_key[key] += 1
+        elif status == "released" or (status == "settled" and full_hold):
+            undelivered += 1  # never reached the provider: free, or held in full
+        else:
+            unsafe += 1
+    return {"received_without_a_row": sum(1 for k in received if by_key[k] == 0),
+            "received_with_several_rows": sum(1 for k in received if by_key[k] > 1),
+            "received_twice": sum(1 for n in received.values() if n > 1),
+            "rows_without_a_request_charged_less_than_their_hold": unsafe,
+            "undelivered_rows": undelivered}
+
+
 def report(s: dict[str, Any]) -> str:
     usd = lambda micro: f"${micro / 1e6:.6f}"  # noqa: E731
     lines = [
         f"requests: {s['requests']['total']} in {s['seconds']} s ({s['requests']})",
         f"upstream received {s['upstream_received']}; ledger rows {s['ledger_rows']} ("
-        + ("exactly one each)" if not s["row_mismatch"] else f"MISMATCH {s['row_mismatch']})"),
+        + ("exactly one each" if not s["row_mismatch"] else f"MISMATCH {s['row_mismatch']}")
+        + f"; {s['undelivered_rows']} rows for requests the upstream never got, all held or"
+        " released)",
         f"limit {usd(s['limit_micro'])}; spent {usd(s['spent_micro'])} ({s['spent_share']:.2%});"
         f" peak spent+reserved {usd(s['peak_committed_micro'])} ({s['peak_share']:.2%})"
         f" over {s['samples']} samples",

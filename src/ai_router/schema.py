@@ -39,8 +39,8 @@ class ChatRequest(BaseModel):
     temperature: float | None = None
     top_p: float | None = None
     stop: str | list[str] | None = None
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
+    max_tokens: int | None = Field(default=None, ge=1)  # OpenAI's own bound; a negative
+    max_completion_tokens: int | None = Field(default=None, ge=1)  # cap once became a 500
     reasoning_effort: str | None = None
     stream: bool = False
     stream_options: dict[str, Any] | None = None

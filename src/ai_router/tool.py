@@ -18,7 +18,7 @@ class ToolQuestion(BaseModel):
     prompt: str = Field(min_length=1, description="the question or task to delegate")
     capability: Capability | None = Field(
         default=None, description="what the task needs; omit to let the router decide")
-    max_cost_usd: float | None = Field(default=None, ge=0,
+    max_cost_usd: float | None = Field(default=None, ge=0, le=1_000_000,  # finite in micro-USD
                                        description="the most this one call may cost")
     context: str | None = Field(default=None, description="background the answer needs")
 

@@ -27,8 +27,8 @@ from ..schema import ChatRequest
 from .dashboard import routes as dashboard_routes
 from .failures import ApiError, CatchAll, from_router_error, unknown_model
 from .headers import routing_headers
-from .openai_format import completion_body, error_body
-from .security import DEFAULT_MAX_BODY_BYTES, BearerAuth, BodyLimit
+from .openai_format import chat_request_doc, completion_body, error_body
+from .security import DEFAULT_MAX_BODY_BYTES, MAX_JSON_DEPTH, BearerAuth, BodyLimit, too_deep
 from .streaming import SSEResponse, aclose, sse_events
 from .tool_routes import routes as tool_routes
 
@@ -62,7 +62,7 @@ def create_app(router: Router, *, api_key: str | None = None,
     app.include_router(tool_routes)  # POST /v1/route_and_ask, /v1/feedback
     app.include_router(dashboard_routes)  # GET /dashboard, /v1/stats
 
-    @app.post("/v1/chat/completions")
+    @app.post("/v1/chat/completions", openapi_extra=chat_request_doc(router.valid_model_names()))
     async def chat_completions(request: Request) -> Response:
         chat = parse_chat_request(await request.body(), router)
         try:
@@ -109,6 +109,10 @@ def parse_chat_request(raw: bytes, router: Router) -> ChatRequest:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise ApiError(400, f"the request body is not valid JSON: {e}") from None
+    except RecursionError:
+        raise ApiError(400, "the request body is nested too deeply") from None
+    if too_deep(body):
+        raise ApiError(400, f"the request body nests deeper than {MAX_JSON_DEPTH} levels")
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object")
     try:

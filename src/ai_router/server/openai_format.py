@@ -94,3 +94,39 @@ def sse(obj: dict[str, Any]) -> bytes:
 def error_body(message: str, type: str = "invalid_request_error", *, param: str | None = None,
                code: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+def chat_request_doc(models: list[str]) -> dict[str, Any]:
+    """The chat-completions request body for OpenAPI (the route parses it by hand, so
+    FastAPI cannot infer it): the fields ai-router reads; any others are accepted and
+    ignored. Detailed enough for a schema-driven fuzzer to make useful bodies."""
+    text = {"type": "string", "maxLength": 4000}
+    part = {"type": "object", "required": ["type", "text"],
+            "properties": {"type": {"enum": ["text"]}, "text": text}}
+    message = {"type": "object", "required": ["role", "content"], "properties": {
+        "role": {"enum": ["system", "developer", "user", "assistant"]},
+        "content": {"anyOf": [text, {"type": "array", "items": part, "maxItems": 4},
+                              {"type": "null"}]}}}
+    tool = {"type": "object", "required": ["type", "function"], "properties": {
+        "type": {"enum": ["function"]}, "function": {
+            "type": "object", "required": ["name"], "properties": {
+                "name": {"type": "string", "pattern": "^[a-zA-Z0-9_-]{1,64}$"},
+                "description": text, "parameters": {"type": "object"}}}}}
+    schema = {"type": "object", "required": ["messages"], "properties": {
+        "model": {"enum": [*models, *(f"ai-router/{m}" for m in models)]},
+        "messages": {"type": "array", "items": message, "minItems": 1, "maxItems": 8},
+        "max_tokens": {"type": "integer", "minimum": 1},
+        "max_completion_tokens": {"type": "integer", "minimum": 1},
+        "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+        "top_p": {"type": "number", "minimum": 0, "maximum": 1},
+        "stop": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"},
+                                                "maxItems": 4}]},
+        "stream": {"type": "boolean"},
+        "stream_options": {"type": "object", "properties": {
+            "include_usage": {"type": "boolean"}}},
+        "tools": {"type": "array", "items": tool, "maxItems": 4},
+        "tool_choice": {"enum": ["none", "auto", "required"]},
+        "response_format": {"type": "object", "required": ["type"], "properties": {
+            "type": {"enum": ["text", "json_object"]}}}}}
+    return {"requestBody": {"required": True,
+                            "content": {"application/json": {"schema": schema}}}}

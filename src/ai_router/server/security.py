@@ -18,6 +18,22 @@ from .openai_format import error_body
 
 API_KEY_ENV = "AI_ROUTER_API_KEY"
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+# deeper JSON than this is refused: past ~950 levels json.dumps (ours or an SDK's) raises
+# RecursionError mid-call; real requests, tool schemas included, stay far below 64
+MAX_JSON_DEPTH = 64
+
+
+def too_deep(value: object, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether parsed JSON nests deeper than `limit` (iterative: no recursion to exhaust)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            stack += [(x, depth + 1) for x in (item.values() if isinstance(item, dict)
+                                               else item)]
+    return False
 
 
 class InsecureBind(ConfigError):

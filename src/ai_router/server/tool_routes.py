@@ -20,6 +20,7 @@ from ..errors import RouterError
 from ..router import Router
 from ..tool import ToolAnswer, ToolQuestion, route_and_ask
 from .failures import ApiError, from_router_error
+from .security import MAX_JSON_DEPTH, too_deep
 
 SOURCE = "tool"  # the ledger's `outcomes.source` for calls delegated by an agent's tool
 
@@ -66,6 +67,10 @@ def parse_body(raw: bytes, model: type[Body]) -> Body:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise ApiError(400, f"the request body is not valid JSON: {e}") from None
+    except RecursionError:
+        raise ApiError(400, "the request body is nested too deeply") from None
+    if too_deep(data):
+        raise ApiError(400, f"the request body nests deeper than {MAX_JSON_DEPTH} levels")
     if not isinstance(data, dict):
         raise ApiError(400, "the request body must be a JSON object")
     try:
