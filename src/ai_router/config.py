@@ -199,5 +199,11 @@ class Keys:
         """For scrubbing: every key value known."""
         return list(self._values.values())
 
+    def scrub(self, text: str) -> str:
+        """`text` with every known key masked (a provider may echo any key it was sent)."""
+        for secret in self._values.values():
+            text = text.replace(secret, "***")
+        return text
+
     def __repr__(self) -> str:
         return f"Keys({sorted(self._values)})"

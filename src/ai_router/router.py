@@ -269,7 +269,8 @@ class Router:
 
     async def _failed(self, reservation: Reservation, cand: Candidate, e: ProviderError,
                       attempts: list[str]) -> None:
-        attempts.append(f"{cand.model.ref}: {e}")
+        # each adapter masks its own key; an error may quote another one (a shared proxy)
+        attempts.append(f"{cand.model.ref}: {self.keys.scrub(str(e))}")
         if e.maybe_billed:  # e.g. a read timeout: the provider may have done the work
             await asyncio.to_thread(self.ledger.settle, reservation, cand.reserve_micro, None)
         else:
