@@ -33,9 +33,9 @@ def embedded_url() -> str:
 
 @pytest.fixture
 def manager(embedded_url) -> Manager:
-    # the model's own proposal (with the nearest seed examples in its prompt), never
-    # the evidence-only shortcut; no cache, so every prompt reaches the model
-    return Manager(ManagerConfig(endpoint="embedded", timeout_s=10.0), mode="model",
+    # the model's own full proposal: no seed bank (test_eval_local_model covers the
+    # prompt with neighbours), no cache, so every prompt reaches the model
+    return Manager(ManagerConfig(endpoint="embedded", timeout_s=10.0), seeds=None,
                    cache_size=0)
 
 
