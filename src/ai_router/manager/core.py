@@ -8,15 +8,12 @@ comes out of here, so a wrong decision costs quality, never money.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-import anthropic.types  # noqa: F401 - see below
-import openai
 import pydantic
-from instructor import AsyncInstructor, Mode, from_openai  # imported eagerly: ~0.8 s, once
-from instructor.core import IncompleteOutputException, InstructorError, InstructorRetryException
 
 from .. import local_model
 from ..config import ManagerConfig
@@ -36,9 +33,6 @@ from .structured import (
     to_decision,
 )
 
-# instructor imports anthropic.types (~1.6 s) lazily on the first parsed reply; importing
-# it here keeps that cost out of the first decision's deadline.
-
 # The whitespace-free JSON takes ~40-60 tokens with a short reason; the cap only
 # bounds a model that goes wrong.
 DECISION_MAX_TOKENS = 128
@@ -54,6 +48,19 @@ PROMPT_K = 4  # of those, the nearest go into the prompt: each costs ~40 prompt 
 DecisionMode = Literal["combined", "model", "evidence"]
 Source = Literal["model", "evidence", "fallback"]
 _DEFAULT_SEEDS = object()
+
+
+@functools.cache
+def _sdk() -> tuple[Any, Any]:
+    """instructor and openai, imported on the first model call instead of at start-up:
+    with the anthropic types instructor loads on its first reply they cost 2–4 s, which
+    every CLI command would otherwise pay. Called before a decision's deadline starts."""
+    import anthropic.types  # noqa: F401 - instructor loads it lazily on its first reply
+    import instructor
+    import instructor.core
+    import openai
+
+    return instructor, openai
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,7 @@ class Manager:
         self._background: set[asyncio.Task[None]] = set()
         # base_url -> (event loop, client): an SDK client costs ~25 ms to build, and its
         # connection pool belongs to the loop that opened it
-        self._clients: dict[str, tuple[asyncio.AbstractEventLoop, AsyncInstructor]] = {}
+        self._clients: dict[str, tuple[asyncio.AbstractEventLoop, Any]] = {}
         self._warm = False
 
     async def warm_up(self) -> ManagerResult:
@@ -109,6 +116,9 @@ class Manager:
             return ManagerResult(decision=ev.decide(digest, evidence), source="evidence",
                                  fallback_reason=None, latency_s=time.perf_counter() - start,
                                  model=FALLBACK_MODEL)
+        if not _sdk.cache_info().currsize:  # a one-off import (~2 s), not part of a deadline
+            _sdk()
+            start = time.perf_counter()
         state: dict[str, Endpoint] = {}
         timeout = self.config.timeout_s if self._warm else max(self.config.timeout_s,
                                                                  COLD_START_TIMEOUT_S)
@@ -156,15 +166,16 @@ class Manager:
             extra_body=self._extra_body(endpoint, full=not weigh),
         )
 
-    def _client(self, base_url: str) -> AsyncInstructor:
+    def _client(self, base_url: str) -> Any:  # an instructor.AsyncInstructor
         loop = asyncio.get_running_loop()
         cached = self._clients.get(base_url)
         if cached and cached[0] is loop:
             return cached[1]
         # asyncio.wait_for in decide() is the real deadline (cold or warm)
+        instructor, openai = _sdk()
         raw = openai.AsyncOpenAI(base_url=base_url, api_key="local", max_retries=0,
                                  timeout=COLD_START_TIMEOUT_S)
-        client = from_openai(raw, mode=Mode.JSON_SCHEMA)
+        client = instructor.from_openai(raw, mode=instructor.Mode.JSON_SCHEMA)
         self._clients[base_url] = (loop, client)
         return client
 
@@ -174,7 +185,7 @@ class Manager:
         # llama.cpp prefers response_format over `grammar`, and its schema grammar allows
         # free whitespace that a tiny model pads with. Send the whitespace-free grammar
         # instead; instructor still validates the reply against ManagerReply's schema.
-        return {"response_format": openai.omit, "grammar": self._grammars[full]}
+        return {"response_format": _sdk()[1].omit, "grammar": self._grammars[full]}
 
     def _keep_warm(self, endpoint: Endpoint) -> None:
         if self._background:  # one refresh in flight is enough
@@ -185,19 +196,23 @@ class Manager:
         task.add_done_callback(self._background.discard)
 
     def _describe(self, error: BaseException, endpoint: Endpoint | None) -> str:
+        instructor, openai = _sdk()
         where = endpoint.label if endpoint else "the manager model"
         error = _unwrap(error)
         if isinstance(error, TimeoutError):
-            return f"{where} did not answer within {self.config.timeout_s:g}s"
+            cold = endpoint is not None and endpoint.kind == "embedded" and not self._warm
+            deadline = COLD_START_TIMEOUT_S if cold else self.config.timeout_s
+            return f"{where} did not answer within {deadline:g}s"
         if isinstance(error, NoEndpoint):
             return f"no local model: {error}"
         if isinstance(error, openai.APIConnectionError):
             return f"cannot reach {where} at {endpoint.base_url if endpoint else '?'}"
         if isinstance(error, openai.APIStatusError):
             return f"{where} answered HTTP {error.status_code}"
-        if isinstance(error, IncompleteOutputException):
+        if isinstance(error, instructor.core.IncompleteOutputException):
             return f"{where} ran out of tokens before finishing its JSON"
-        if isinstance(error, (pydantic.ValidationError, ValueError, InstructorError)):
+        if isinstance(error, (pydantic.ValidationError, ValueError,
+                              instructor.core.InstructorError)):
             return f"{where} returned output that does not fit the decision schema"
         return f"{where} failed: {type(error).__name__}"
 
@@ -209,11 +224,12 @@ WARM_UP_DIGEST = Digest(text="Hello!", input_tokens=10, has_tools=False, has_ima
 
 def _unwrap(error: BaseException) -> BaseException:
     """instructor wraps the real failure in InstructorRetryException."""
-    if isinstance(error, InstructorRetryException) and error.__cause__ is not None:
+    retry_error = _sdk()[0].core.InstructorRetryException
+    if isinstance(error, retry_error) and error.__cause__ is not None:
         return error.__cause__
     return error
 
 
 def _endpoint_failed(error: BaseException) -> bool:
-    error = _unwrap(error)
+    error, openai = _unwrap(error), _sdk()[1]
     return isinstance(error, (openai.APIConnectionError, openai.APIStatusError, TimeoutError))
