@@ -10,17 +10,15 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from email.utils import parsedate_to_datetime
-from time import time
 from typing import Any
 
 import anthropic
 import httpx
 import pydantic
 
-from ..errors import AuthFailed, BadRequest, MissingKey, ProviderError, RateLimited, Unavailable
+from ..errors import BadRequest, MissingKey, Unavailable
 from ..schema import ChatRequest, Completion, Delta, ToolCallDelta, Usage
-from .base import Adapter
+from .base import Adapter, error_for_status, retry_after_seconds, scrub
 
 try:  # the SDK talks through httpx2; a stream cut mid-body surfaces as its raw error
     import httpx2
@@ -291,47 +289,6 @@ class StreamTranslator:
 
 
 # ------------------------------------------------------------------ errors
-
-
-def retry_after_seconds(headers: Any) -> float | None:
-    """Retry-After (seconds or an HTTP date), or retry-after-ms, from response headers."""
-    if headers is None:
-        return None
-    if ms := headers.get("retry-after-ms"):
-        try:
-            return float(ms) / 1000
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - time())
-        except (TypeError, ValueError):
-            return None
-
-
-def scrub(text: str, secret: str | None, limit: int = 300) -> str:
-    """Provider text made safe to show: the key replaced (before cutting, so no part of
-    it survives at the cut), whitespace collapsed, length bounded."""
-    text = str(text).replace(secret, "***") if secret else str(text)
-    return " ".join(text.split())[:limit]
-
-
-def error_for_status(provider: str, status: int, detail: str, key_env: str,
-                     retry_after: float | None = None) -> ProviderError:
-    if status == 429:
-        return RateLimited(provider, f"rate limited: {detail}", retry_after_s=retry_after)
-    if status in (401, 403):
-        return AuthFailed(provider, f"the key in {key_env} was refused: {detail}", status)
-    if status == 402:
-        return AuthFailed(provider, f"billing problem on the account: {detail}", status)
-    if status in (408, 409) or status >= 500:  # incl. 529 overloaded
-        return Unavailable(provider, f"temporarily unavailable: {detail}", status)
-    return BadRequest(provider, f"request rejected: {detail}", status)
 
 
 # mid-stream `event: error` arrives with HTTP 200; its body's error type says what it is

@@ -8,11 +8,14 @@ and mapping SDK errors (by type and status, never by message text) into
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
 from ..config import ProviderConfig
+from ..errors import AuthFailed, BadRequest, ProviderError, RateLimited, Unavailable
 from ..schema import ChatRequest, Completion, Delta, ToolCallDelta
 
 
@@ -45,3 +48,51 @@ class Adapter(ABC):
             result = close()
             if hasattr(result, "__await__"):
                 await result
+
+
+# ---- HTTP error semantics shared by every kind (each adapter maps its SDK's types) --------
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """Retry-After (delta-seconds or an HTTP date), or OpenAI's retry-after-ms, in seconds."""
+    if headers is None:
+        return None
+    try:
+        if ms := headers.get("retry-after-ms"):
+            return max(0.0, float(ms) / 1000)
+    except (TypeError, ValueError):
+        pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def scrub(text: str, secret: str | None, limit: int = 300) -> str:
+    """Provider text made safe to show: the key replaced (before cutting, so no part of
+    it survives at the cut), whitespace collapsed, length bounded."""
+    text = str(text).replace(secret, "***") if secret else str(text)
+    return " ".join(text.split())[:limit]
+
+
+def error_for_status(provider: str, status: int, detail: str, key_env: str | None,
+                     retry_after: float | None = None) -> ProviderError:
+    """An HTTP error status as the router's error: retryable unless the request itself
+    is at fault (a 4xx other than auth, rate limits and timeouts)."""
+    said = f": {detail}" if detail else ""
+    if status == 429:
+        return RateLimited(provider, f"rate limited or out of quota{said}",
+                           retry_after_s=retry_after)
+    if status in (401, 403):
+        fix = f" (check {key_env})" if key_env else ""
+        return AuthFailed(provider, f"the key was refused{fix}{said}", status)
+    if status == 402:
+        return AuthFailed(provider, f"billing problem on the account{said}", status)
+    if status in (408, 409, 425) or status >= 500:  # incl. Anthropic's 529 overloaded
+        return Unavailable(provider, f"temporarily unavailable{said}", status)
+    return BadRequest(provider, f"request rejected{said}", status)

@@ -23,9 +23,9 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from ..errors import AuthFailed, BadRequest, MissingKey, ProviderError, RateLimited, Unavailable
+from ..errors import BadRequest, MissingKey, Unavailable
 from ..schema import ChatRequest, Completion, Delta, ToolCallDelta, Usage
-from .base import Adapter
+from .base import Adapter, error_for_status, retry_after_seconds, scrub
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
@@ -335,34 +335,6 @@ class StreamTranslator:
 
 
 # ------------------------------------------------------------------ errors
-
-
-def retry_after_seconds(headers: Any) -> float | None:
-    """A Retry-After header in seconds (Google sends delta-seconds, never a date)."""
-    value = headers.get("retry-after") if headers is not None else None
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
-
-
-def scrub(text: str, secret: str | None, limit: int = 300) -> str:
-    """Provider text made safe to show: the key replaced (before cutting, so no part of
-    it survives at the cut), whitespace collapsed, length bounded."""
-    text = str(text).replace(secret, "***") if secret else str(text)
-    return " ".join(text.split())[:limit]
-
-
-def error_for_status(provider: str, status: int, detail: str, key_env: str,
-                     retry_after: float | None = None) -> ProviderError:
-    if status == 429:
-        return RateLimited(provider, f"rate limited or out of quota: {detail}",
-                           retry_after_s=retry_after)
-    if status in (401, 403):
-        return AuthFailed(provider, f"the key in {key_env} was refused: {detail}", status)
-    if status in (408, 409) or status >= 500:
-        return Unavailable(provider, f"temporarily unavailable: {detail}", status)
-    return BadRequest(provider, f"request rejected: {detail}", status)
 
 
 def retry_delay(error: genai_errors.APIError) -> float | None:

@@ -7,9 +7,7 @@ when present (`reasoning_content`, DeepSeek's and Kimi's cache counters).
 
 from __future__ import annotations
 
-import email.utils
 import json
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 from typing import Any, TypeVar
@@ -18,9 +16,9 @@ import httpx
 import openai
 import pydantic
 
-from ..errors import AuthFailed, BadRequest, ProviderError, RateLimited, Unavailable
+from ..errors import ProviderError, Unavailable
 from ..schema import ChatRequest, Completion, Delta, ToolCallDelta, Usage
-from .base import Adapter
+from .base import Adapter, error_for_status, retry_after_seconds, scrub
 
 PASSED_THROUGH = ("messages", "tools", "tool_choice", "response_format", "temperature",
                   "top_p", "stop", "reasoning_effort")
@@ -161,21 +159,6 @@ def delta_from_chunk(chunk: Any) -> Delta | None:
 
 # ---- errors -----------------------------------------------------------------------------
 
-def retry_after_seconds(headers: Any) -> float | None:
-    """Retry-After as seconds: OpenAI's retry-after-ms, delta-seconds, or an HTTP date."""
-    with suppress(TypeError, ValueError):
-        if ms := headers.get("retry-after-ms"):
-            return max(float(ms) / 1000, 0.0)
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    with suppress(ValueError):
-        return max(float(value), 0.0)
-    with suppress(TypeError, ValueError):
-        return max(email.utils.parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
-    return None
-
-
 def _provider_message(error: openai.APIError) -> str:
     body = error.body
     message = body.get("message") if isinstance(body, dict) else None
@@ -220,18 +203,9 @@ class OpenAIErrorMap:
         return None
 
     def _status_error(self, exc: openai.APIStatusError) -> ProviderError:
-        p, status = self.provider, exc.status_code
-        detail = self._scrub(_provider_message(exc))
-        said = f": {detail}" if detail else ""
-        if isinstance(exc, openai.RateLimitError) or status == 429:
-            return RateLimited(p, f"rate limited{said}",
-                               retry_after_s=retry_after_seconds(exc.response.headers))
-        if status in (401, 402, 403):
-            fix = f"; check {self.key_env}" if self.key_env else ""
-            return AuthFailed(p, f"the key was refused{said}{fix}", status)
-        if status in (408, 409, 425) or status >= 500:
-            return Unavailable(p, f"server error{said}", status)
-        return BadRequest(p, f"request rejected{said}", status)
+        return error_for_status(self.provider, exc.status_code,
+                                scrub(_provider_message(exc), self._api_key), self.key_env,
+                                retry_after_seconds(exc.response.headers))
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key else text
+        return scrub(text, self._api_key)
