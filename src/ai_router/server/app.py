@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -16,7 +15,6 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
 from ..errors import RouterError
@@ -25,10 +23,10 @@ from ..ledger import usd
 from ..router import Router
 from ..schema import ChatRequest
 from .dashboard import routes as dashboard_routes
-from .failures import ApiError, CatchAll, from_router_error, unknown_model
+from .failures import ApiError, CatchAll, from_router_error, parse_body, unknown_model
 from .headers import routing_headers
 from .openai_format import chat_request_doc, completion_body, error_body
-from .security import DEFAULT_MAX_BODY_BYTES, MAX_JSON_DEPTH, BearerAuth, BodyLimit, too_deep
+from .security import DEFAULT_MAX_BODY_BYTES, BearerAuth, BodyLimit
 from .streaming import SSEResponse, aclose, sse_events
 from .tool_routes import routes as tool_routes
 
@@ -105,23 +103,7 @@ def create_app(router: Router, *, api_key: str | None = None,
 
 def parse_chat_request(raw: bytes, router: Router) -> ChatRequest:
     """The body as a ChatRequest (unknown fields kept and ignored), or a 400/404."""
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ApiError(400, f"the request body is not valid JSON: {e}") from None
-    except RecursionError:
-        raise ApiError(400, "the request body is nested too deeply") from None
-    if too_deep(body):
-        raise ApiError(400, f"the request body nests deeper than {MAX_JSON_DEPTH} levels")
-    if not isinstance(body, dict):
-        raise ApiError(400, "the request body must be a JSON object")
-    try:
-        chat = ChatRequest.model_validate(body)
-    except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ApiError(400, f"invalid request: {where}: {first['msg']}",
-                       param=where or None) from None
+    chat = parse_body(raw, ChatRequest)
     if not chat.messages:
         raise ApiError(400, "messages must not be empty", param="messages")
     for i, m in enumerate(chat.messages):

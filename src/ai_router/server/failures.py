@@ -7,17 +7,23 @@ down for now. 500: only genuine bugs, logged here with secrets scrubbed.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import traceback
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
+from pydantic import BaseModel, ValidationError
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import LedgerError, NoRoute, ProviderError, RouterError, UnknownModel
 from ..router import PROVIDER_COOLDOWN_S, Router
 from .openai_format import error_body
+from .security import MAX_JSON_DEPTH, too_deep
+
+Body = TypeVar("Body", bound=BaseModel)
 
 log = logging.getLogger("ai_router.server")
 LEDGER_RETRY_S = 2
@@ -110,3 +116,24 @@ class CatchAll:
                 await JSONResponse(error_body(
                     f"internal error in ai-router ({type(e).__name__}); see the server log",
                     "server_error"), status_code=500)(scope, receive, send)
+
+
+def parse_body(raw: bytes, model: type[Body]) -> Body:
+    """The body as `model`, or a 400 naming the first bad field."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ApiError(400, f"the request body is not valid JSON: {e}") from None
+    except RecursionError:
+        raise ApiError(400, "the request body is nested too deeply") from None
+    if too_deep(data):
+        raise ApiError(400, f"the request body nests deeper than {MAX_JSON_DEPTH} levels")
+    if not isinstance(data, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ApiError(400, f"invalid request: {where}: {first['msg']}",
+                       param=where or None) from None

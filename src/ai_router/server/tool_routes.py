@@ -10,22 +10,19 @@ use the same OpenAI error body and status rules as chat completions (`failures.p
 from __future__ import annotations
 
 import asyncio
-import json
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from ..errors import RouterError
 from ..router import Router
 from ..tool import ToolAnswer, ToolQuestion, route_and_ask
-from .failures import ApiError, from_router_error
-from .security import MAX_JSON_DEPTH, too_deep
+from .failures import ApiError, from_router_error, parse_body
 
 SOURCE = "tool"  # the ledger's `outcomes.source` for calls delegated by an agent's tool
 
 routes = APIRouter()
-Body = TypeVar("Body", bound=BaseModel)
 
 
 class Feedback(BaseModel):
@@ -59,24 +56,3 @@ async def feedback_endpoint(request: Request) -> Feedback:
         raise ApiError(404, f"no answer with request_id {body.request_id!r} in the ledger",
                        param="request_id", code="request_not_found")
     return body
-
-
-def parse_body(raw: bytes, model: type[Body]) -> Body:
-    """The body as `model`, or a 400 naming the first bad field."""
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ApiError(400, f"the request body is not valid JSON: {e}") from None
-    except RecursionError:
-        raise ApiError(400, "the request body is nested too deeply") from None
-    if too_deep(data):
-        raise ApiError(400, f"the request body nests deeper than {MAX_JSON_DEPTH} levels")
-    if not isinstance(data, dict):
-        raise ApiError(400, "the request body must be a JSON object")
-    try:
-        return model.model_validate(data)
-    except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ApiError(400, f"invalid request: {where}: {first['msg']}",
-                       param=where or None) from None
