@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
-import subprocess
 
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from upstreams.server import serve
 
 from ai_router.balance import Balance, fetch_balances, usd_balances_micro
 from ai_router.config import Keys, load_config
+from upstreams.server import serve
 
 SHIPPED = Path(__file__).parents[1] / "models.toml"
 KEYS = {"DEEPSEEK_API_KEY": "sk-test-PLANTED-ds", "MOONSHOT_API_KEY": "sk-test-PLANTED-ms",

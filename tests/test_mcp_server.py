@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
-from routing_setup import (DEEPSEEK, PLANTED, Loopbacks, ledger_rows, plant_keys,
-                           write_models_toml)
+
+from routing_setup import DEEPSEEK, PLANTED, Loopbacks, ledger_rows, plant_keys, write_models_toml
 from upstreams.openai_wire import completion_body, json_reply, usage_body
 
 AI_ROUTER = str(Path(sys.executable).with_name("ai-router"))
@@ -26,11 +26,11 @@ async def call_over_stdio(config: Path, arguments: dict) -> tuple[list[str], obj
     params = StdioServerParameters(command=AI_ROUTER, args=["mcp", "--config", str(config)],
                                    env=dict(os.environ))
     with open(os.devnull, "w") as quiet:
-        async with stdio_client(params, errlog=quiet) as (read, write):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                tools = await session.list_tools()
-                result = await session.call_tool("route_and_ask", arguments)
+        async with stdio_client(params, errlog=quiet) as (read, write), \
+                ClientSession(read, write) as session:
+            await session.initialize()
+            tools = await session.list_tools()
+            result = await session.call_tool("route_and_ask", arguments)
     return [t.name for t in tools.tools], result
 
 

@@ -3,15 +3,12 @@ in plain text, with the tool history turned into text the local model can read."
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
-from routing_setup import LOCAL, Loopbacks, make_router
-from upstreams.openai_wire import completion_body, json_reply, usage_body
 
 from ai_router.errors import NoRoute
 from ai_router.schema import ChatRequest
+from routing_setup import LOCAL, Loopbacks, make_router
+from upstreams.openai_wire import completion_body, json_reply, usage_body
 
 TOOL = {"type": "function", "function": {"name": "read", "parameters": {
     "type": "object", "properties": {"path": {"type": "string"}}}}}

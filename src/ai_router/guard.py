@@ -236,8 +236,8 @@ def _candidate(model: ModelConfig, ctx: _Context) -> Candidate | str:
     facts, intent = ctx.facts, ctx.intent
     if model.provider not in ctx.available:
         return "no key, or the provider is failing"
-    missing = [f for f, needed in (("tools", facts.has_tools), ("vision", facts.has_images),
-                                   ("json", facts.wants_json)) if needed and f not in model.features]
+    needs = (("tools", facts.has_tools), ("vision", facts.has_images), ("json", facts.wants_json))
+    missing = [f for f, needed in needs if needed and f not in model.features]
     # a local model may still answer in plain text when tools are offered, not demanded
     drop_tools = missing == ["tools"] and model.is_local and not facts.tools_required
     if missing and not drop_tools:
