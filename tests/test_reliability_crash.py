@@ -14,6 +14,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -213,3 +214,25 @@ def test_a_ledger_that_cannot_be_opened_stops_ask_and_serve_with_one_line(up, tm
         [line] = done.stderr.strip().splitlines()[-1:]
         assert line.startswith("error: cannot open the budget ledger at")
         assert "Traceback" not in done.stderr
+
+
+def test_a_read_only_ledger_is_one_clear_line_and_no_paid_call(up, tmp_path, monkeypatch):
+    """Root ignores permission bits, so the file is made immutable (chattr +i)."""
+    up.reset()
+    up.deepseek.handler = oa.json_reply(oa.completion_body("ok", usage=oa.usage_body(9, 4)))
+    config = write_models_toml(tmp_path, up.urls)
+    db = plant_keys(monkeypatch, tmp_path)
+    ledger_module.Ledger(db, ZoneInfo("UTC")).close()  # schema, WAL checkpointed
+    for leftover in (tmp_path / "ledger.db-wal", tmp_path / "ledger.db-shm"):
+        leftover.unlink(missing_ok=True)
+    if subprocess.run(["chattr", "+i", str(db)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not permitted on this file system")
+    try:
+        done = run_cli("ask", "--model", "cheap", "hi", "--config", str(config), cwd=tmp_path)
+    finally:
+        subprocess.run(["chattr", "-i", str(db)], check=True)
+    assert done.returncode == 1
+    [line] = done.stderr.strip().splitlines()[-1:]
+    assert line.startswith("error: cannot open the budget ledger") and "permissions" in line
+    assert "Traceback" not in done.stderr
+    assert up.calls()["deepseek"] == 0  # nothing is spent that the ledger cannot record
