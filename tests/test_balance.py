@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from ai_router.balance import Balance, fetch_balances, usd_balances_micro
 from ai_router.config import Keys, load_config
+from ai_router.schema import ChatRequest
 from upstreams.server import serve
 
 SHIPPED = Path(__file__).parents[1] / "models.toml"
@@ -92,3 +93,32 @@ def test_the_balance_command_shows_every_balance_and_no_key(base, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "8.50" in done.stdout and "16.50" in done.stdout and "49.59" in done.stdout
     assert "PLANTED" not in done.stdout + done.stderr
+
+
+async def low_balance(request: Request) -> JSONResponse:
+    return JSONResponse({"is_available": True, "balance_infos": [
+        {"currency": "USD", "total_balance": "0.0001", "granted_balance": "0.00",
+         "topped_up_balance": "0.0001"}]})
+
+
+async def test_with_cap_to_prepaid_a_nearly_empty_account_is_not_planned(tmp_path, monkeypatch):
+    from ai_router.router import Router
+
+    with serve(Starlette(routes=[Route("/user/balance", low_balance)])) as url:
+        text = config_at(tmp_path, url).read_text()
+        text = text.replace("cap_to_prepaid = false", "cap_to_prepaid = true")
+        text = text.replace('endpoint = "http://localhost:11434"',
+                            'endpoint = "http://127.0.0.1:9"\nembedded_fallback = false', 1)
+        text = text.replace("embedded_fallback = true\n", "")
+        (tmp_path / "models.toml").write_text(text)
+        monkeypatch.setenv("DEEPSEEK_API_KEY", KEYS["DEEPSEEK_API_KEY"])
+        monkeypatch.setenv("AI_ROUTER_DB", str(tmp_path / "ledger.db"))
+        router = Router.from_config(load_config(tmp_path / "models.toml"))
+        try:
+            _, _, the_plan = await router.prepare(
+                ChatRequest.from_prompt("hi", model="deepseek/deepseek-chat"))
+        finally:
+            await router.aclose()
+    assert router.balances_micro == {"deepseek": 100}
+    assert "deepseek/deepseek-chat" not in [c.model.ref for c in the_plan.candidates]
+    assert any("deepseek/deepseek-chat" in o for o in the_plan.overrides)

@@ -81,6 +81,7 @@ class BudgetConfig(_Strict):
     downgrade_below: float = Field(default=0.25, ge=0, le=1)  # remaining share: strong → cheap
     pace_margin: float | None = Field(default=0.25, ge=0)  # None disables the pace rule
     reservation_ttl_s: int = Field(default=900, gt=0)  # orphaned reservations expire after this
+    cap_to_prepaid: bool = False  # also keep each call within the provider's prepaid balance
 
 
 class ManagerConfig(_Strict):

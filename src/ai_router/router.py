@@ -31,6 +31,7 @@ from .providers.base import Adapter
 from .schema import Capability, ChatRequest, Completion, Delta, Usage
 
 PROVIDER_COOLDOWN_S = 30.0  # how long a failing provider is skipped
+BALANCE_REFRESH_S = 600.0  # how often prepaid balances are re-read (cap_to_prepaid)
 STICKY_CONVERSATIONS = 1_000  # conversations whose model is remembered (most recent kept)
 
 # instructor logs an ERROR line each time the manager's model fails and the fallback
@@ -81,6 +82,7 @@ class Router:
         self._down_until: dict[str, float] = {}
         self._sticky: OrderedDict[str, str] = OrderedDict()  # conversation → model ref
         self.balances_micro: dict[str, int] = {}  # prepaid USD left per provider, when known
+        self._balances_at = float("-inf")
         self.prices = _price_table(config)
 
     @classmethod
@@ -120,7 +122,7 @@ class Router:
                       wants_json=digest.wants_json, long_context=digest.long_context)
         snapshot = await asyncio.to_thread(self.ledger.snapshot, self.limit_micro)
         the_plan = plan(decision.decision, facts, intent, snapshot, self.config,
-                        self.available_providers(), self.prices, self.balances_micro)
+                        self.available_providers(), self.prices, await self._prepaid())
         return digest, decision, the_plan
 
     async def ask(self, request: ChatRequest, *, capability: Capability | None = None,
@@ -279,6 +281,17 @@ class Router:
         if e.retryable and not cand.model.is_local and not isinstance(e, BadRequest):
             wait = e.retry_after_s if isinstance(e, RateLimited) and e.retry_after_s else None
             self._down_until[cand.model.provider] = self.clock() + (wait or PROVIDER_COOLDOWN_S)
+
+    async def _prepaid(self) -> dict[str, int]:
+        """Prepaid USD left per provider (`budget.cap_to_prepaid`), re-read every few minutes;
+        a provider whose balance cannot be read is not capped (its own 402 still fails over)."""
+        if self.config.budget.cap_to_prepaid and (
+                self.clock() - self._balances_at > BALANCE_REFRESH_S):
+            from .balance import fetch_balances, usd_balances_micro
+
+            found = await fetch_balances(self.config, self.keys, timeout_s=5.0)
+            self.balances_micro, self._balances_at = usd_balances_micro(found), self.clock()
+        return self.balances_micro
 
     def _remember(self, request: ChatRequest, model: ModelConfig) -> None:
         key = conversation_key(request)
