@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from routing_setup import DEEPSEEK, LOCAL, Loopbacks, make_router
-from upstreams.openai_wire import completion_body, json_reply, usage_body
 
 from ai_router.schema import ChatRequest
+from routing_setup import DEEPSEEK, LOCAL, Loopbacks, make_router
+from upstreams.openai_wire import completion_body, json_reply, usage_body
 
 
 class Clock:
