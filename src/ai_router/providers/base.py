@@ -96,3 +96,21 @@ def error_for_status(provider: str, status: int, detail: str, key_env: str | Non
     if status in (408, 409, 425) or status >= 500:  # incl. Anthropic's 529 overloaded
         return Unavailable(provider, f"temporarily unavailable{said}", status)
     return BadRequest(provider, f"request rejected{said}", status)
+
+
+class ErrorMap:
+    """An async context manager that turns an SDK's exceptions into the router's, by the
+    subclass's `map` (by type and status code); anything it does not know passes through."""
+
+    async def __aenter__(self) -> ErrorMap:
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None or isinstance(exc, ProviderError) or not isinstance(exc, Exception):
+            return
+        mapped = self.map(exc)
+        if mapped is not None:
+            raise mapped from exc
+
+    def map(self, exc: Exception) -> ProviderError | None:
+        raise NotImplementedError

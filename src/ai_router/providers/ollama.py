@@ -25,7 +25,7 @@ import pydantic
 
 from ..errors import AuthFailed, BadRequest, ProviderError, RateLimited, Unavailable
 from ..schema import ChatRequest, Completion, Delta, ToolCallDelta, Usage
-from .base import Adapter
+from .base import Adapter, ErrorMap
 
 KEEP_ALIVE = "30m"  # keep the model loaded between requests; reloading costs seconds
 
@@ -236,23 +236,13 @@ def delta_from_ollama(part: Any, first_tool_index: int) -> Delta:
 
 # ---- errors -----------------------------------------------------------------------------
 
-class OllamaErrorMap:
+class OllamaErrorMap(ErrorMap):
     """Maps SDK and transport exceptions to `ai_router.errors` by type and status code."""
 
     def __init__(self, provider: str, timeout_s: float, api_key: str | None,
                  stream_error: type[ProviderError]):
         self.provider, self.timeout_s, self.stream_error = provider, timeout_s, stream_error
         self._api_key = api_key
-
-    async def __aenter__(self) -> OllamaErrorMap:
-        return self
-
-    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if exc is None or isinstance(exc, ProviderError) or not isinstance(exc, Exception):
-            return
-        mapped = self.map(exc)
-        if mapped is not None:
-            raise mapped from exc
 
     def map(self, exc: Exception) -> ProviderError | None:
         p = self.provider

@@ -18,7 +18,7 @@ import pydantic
 
 from ..errors import ProviderError, Unavailable
 from ..schema import ChatRequest, Completion, Delta, ToolCallDelta, Usage
-from .base import Adapter, error_for_status, retry_after_seconds, scrub
+from .base import Adapter, ErrorMap, error_for_status, retry_after_seconds, scrub
 
 PASSED_THROUGH = ("messages", "tools", "tool_choice", "response_format", "temperature",
                   "top_p", "stop", "reasoning_effort")
@@ -165,7 +165,7 @@ def _provider_message(error: openai.APIError) -> str:
     return str(message or "")[:MAX_MESSAGE]
 
 
-class OpenAIErrorMap:
+class OpenAIErrorMap(ErrorMap):
     """Maps SDK and transport exceptions to `ai_router.errors` by type and status code.
     The API key is scrubbed from every message, even if a provider echoes it."""
 
@@ -173,16 +173,6 @@ class OpenAIErrorMap:
                  timeout_s: float):
         self.provider, self.key_env, self.timeout_s = provider, key_env, timeout_s
         self._api_key = api_key
-
-    async def __aenter__(self) -> OpenAIErrorMap:
-        return self
-
-    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if exc is None or isinstance(exc, ProviderError) or not isinstance(exc, Exception):
-            return
-        mapped = self.map(exc)
-        if mapped is not None:
-            raise mapped from exc
 
     def map(self, exc: Exception) -> ProviderError | None:
         p = self.provider
