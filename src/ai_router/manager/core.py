@@ -150,9 +150,14 @@ class Manager:
     async def _ask(self, digest: Digest, neighbours: list[Neighbour],
                    state: dict[str, Endpoint], weigh: bool) -> CapabilityReply:
         endpoint = state["endpoint"] = await self.endpoints.get()
-        cold = endpoint.kind == "embedded" and not self._warm
         return await asyncio.wait_for(self._call(endpoint, digest, neighbours, weigh),
-                                      COLD_START_TIMEOUT_S if cold else self.config.timeout_s)
+                                      self._deadline(endpoint))
+
+    def _deadline(self, endpoint: Endpoint) -> float:
+        """The embedded model's first answer in a process may take the cold-start allowance."""
+        if endpoint.kind == "embedded" and not self._warm:
+            return max(COLD_START_TIMEOUT_S, self.config.timeout_s)
+        return self.config.timeout_s
 
     async def _call(self, endpoint: Endpoint, digest: Digest, neighbours: list[Neighbour],
                     weigh: bool) -> CapabilityReply:
@@ -200,8 +205,7 @@ class Manager:
         where = endpoint.label if endpoint else "the manager model"
         error = _unwrap(error)
         if isinstance(error, TimeoutError):
-            cold = endpoint is not None and endpoint.kind == "embedded" and not self._warm
-            deadline = COLD_START_TIMEOUT_S if cold else self.config.timeout_s
+            deadline = self._deadline(endpoint) if endpoint else self.config.timeout_s
             return f"{where} did not answer within {deadline:g}s"
         if isinstance(error, NoEndpoint):
             return f"no local model: {error}"
