@@ -433,7 +433,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     quick = args.quick
     args.no_manager = args.no_manager or quick
     args.rounds, args.n = (3, 30) if quick else (5, 100)
-    args.tp_rounds, args.seconds = (2, 2.5) if quick else (3, 5.0)
+    args.tp_rounds, args.seconds = (2, 2.0) if quick else (3, 5.0)
     args.manager_samples = 20
     return args
 
