@@ -90,3 +90,11 @@ def test_case_and_spacing_do_not_make_a_new_question():
     cache: DecisionCache[str] = DecisionCache()
     cache.put(digest_of("Sort  a list in Rust"), "x")
     assert cache.get(digest_of("sort a list in rust ")) == "x"
+
+
+async def test_warm_up_reaches_the_model_even_when_the_evidence_is_sure(manager, upstream):
+    shipped = Manager(manager.config)  # combined mode with the seed bank, as shipped
+    sure = await shipped.decide(digest_of("Hello!"))
+    assert sure.source == "evidence" and len(upstream.requests) == 0
+    await shipped.warm_up()
+    assert len(upstream.requests) == 1  # the model is loaded and its prompt cached

@@ -153,6 +153,7 @@ _WEIGHTS = {  # name: (per piece, per character)
 _BASE = 2.5
 
 
+@functools.lru_cache(maxsize=1024)  # an agent resends its system prompt and tools every turn
 def estimate(text: str) -> int:
     """A conservative token count for an unknown tokenizer."""
     if not text:

@@ -96,7 +96,8 @@ class Manager:
 
     async def warm_up(self) -> ManagerResult:
         """Start the local model and cache the prompt now, so requests meet a warm manager."""
-        return await self._fresh(WARM_UP_DIGEST, time.perf_counter(), ask_model=True)
+        return await self._fresh(WARM_UP_DIGEST, time.perf_counter(), ask_model=True,
+                                 even_if_confident=True)
 
     async def decide(self, digest: Digest) -> ManagerResult:
         start = time.perf_counter()
@@ -108,11 +109,13 @@ class Manager:
             self.cache.put(digest, result)
         return result
 
-    async def _fresh(self, digest: Digest, start: float, ask_model: bool) -> ManagerResult:
+    async def _fresh(self, digest: Digest, start: float, ask_model: bool,
+                     even_if_confident: bool = False) -> ManagerResult:
         weigh = self._weighs()
         neighbours = self.seeds.nearest(digest.text, self.k) if self.seeds else []
         evidence = ev.gather(digest, neighbours)
-        if not ask_model or (weigh and self.mode == "combined" and evidence.confident):
+        confident = weigh and self.mode == "combined" and evidence.confident
+        if not ask_model or (confident and not even_if_confident):
             return ManagerResult(decision=ev.decide(digest, evidence), source="evidence",
                                  fallback_reason=None, latency_s=time.perf_counter() - start,
                                  model=FALLBACK_MODEL)

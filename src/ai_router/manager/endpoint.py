@@ -33,23 +33,28 @@ class Endpoint:
         return f"{self.kind}/{self.model}"
 
 
+FAILURE_TTL_S = 10.0  # a failed probe is believed this long: probing costs ~50 ms
+
+
 class EndpointChooser:
     def __init__(self, config: ManagerConfig, ttl_s: float = 60.0):
         self.config = config
         self.ttl_s = ttl_s
-        self._chosen: Endpoint | None = None
+        self._chosen: Endpoint | NoEndpoint | None = None
         self._expires = 0.0
         self._lock = asyncio.Lock()
 
     async def get(self) -> Endpoint:
-        if self._chosen and time.monotonic() < self._expires:
-            return self._chosen
         async with self._lock:  # one probe at a time; the others reuse its answer
-            if self._chosen and time.monotonic() < self._expires:
-                return self._chosen
-            self._chosen = await self._choose()
-            self._expires = time.monotonic() + self.ttl_s
-            return self._chosen
+            if self._chosen is None or time.monotonic() >= self._expires:
+                try:
+                    self._chosen, ttl = await self._choose(), self.ttl_s
+                except NoEndpoint as e:  # remembered too: no probe per request while down
+                    self._chosen, ttl = e, FAILURE_TTL_S
+                self._expires = time.monotonic() + ttl
+        if isinstance(self._chosen, NoEndpoint):
+            raise self._chosen
+        return self._chosen
 
     def forget(self) -> None:
         """The chosen endpoint failed: probe again next time."""
