@@ -59,9 +59,9 @@ OLLAMA = "ollama/llama3.2:1b"
 
 # Recognisable fake keys: a test can grep any output or file for "PLANTED".
 FAKE_KEYS = {
-    "DEEPSEEK_API_KEY": "sk-test-PLANTED-deepseek-5f1c9e0a7b3d",
-    "ANTHROPIC_API_KEY": "sk-ant-test-PLANTED-anthropic-82c4d6e1",
-    "GEMINI_API_KEY": "AIza-test-PLANTED-gemini-0d9b7a55c3",
+    "DEEPSEEK_API_KEY": "fake-PLANTED-deepseek-5f1c9e0a7b3d",
+    "ANTHROPIC_API_KEY": "fake-PLANTED-anthropic-82c4d6e1",
+    "GEMINI_API_KEY": "fake-PLANTED-gemini-0d9b7a55c3",
 }
 PLANTED = "PLANTED"
 

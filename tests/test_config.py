@@ -77,7 +77,7 @@ def test_keys_come_from_env_then_local_env_file_then_user_env_file(tmp_path, mon
 
 
 def test_keys_never_show_their_values():
-    secret = "sk-test-planted-0123456789abcdef"
+    secret = "fake-planted-0123456789abcdef"
     keys = Keys({"OPENAI_API_KEY": secret})
     shown = " ".join([repr(keys), str(keys), keys.mask("OPENAI_API_KEY")])
     assert secret not in shown and secret[-6:] not in shown

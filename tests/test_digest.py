@@ -11,7 +11,7 @@ import pytest
 from ai_router.digest import MAX_TEXT_CHARS, make_digest
 from ai_router.schema import ChatRequest
 
-CAPTURES = Path("/work/shared/openclaw")
+CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "openclaw"  # beside the repo
 
 
 def openclaw_request(name: str) -> ChatRequest:

@@ -23,7 +23,7 @@ from upstreams.anthropic_wire import (
 )
 from upstreams.server import free_port, serve
 
-KEY = "sk-ant-api03-TESTKEY-must-never-leak-0123456789"
+KEY = "fake-anthropic-TESTKEY-must-never-leak-0123456789"
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
 WEATHER_TOOL = {"type": "function", "function": {
     "name": "get_weather", "description": "Current weather for a city",

@@ -25,7 +25,7 @@ from upstreams.gemini_wire import (
 )
 from upstreams.server import free_port, serve
 
-KEY = "AIzaSyTESTKEY-must-never-leak-0123456789"
+KEY = "fake-gemini-TESTKEY-must-never-leak-0123456789"
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n-not-really-an-image").decode()
 WEATHER_TOOL = {"type": "function", "function": {
     "name": "get_weather", "description": "Current weather for a city",

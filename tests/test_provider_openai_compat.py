@@ -28,7 +28,7 @@ from upstreams.openai_wire import (
 )
 from upstreams.server import free_port
 
-KEY = "sk-test-DO-NOT-LEAK-4242"
+KEY = "fake-openai-DO-NOT-LEAK-4242"
 WEATHER_TOOL = {"type": "function", "function": {
     "name": "get_weather", "description": "Current weather for a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}},

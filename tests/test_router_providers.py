@@ -171,7 +171,7 @@ async def test_the_cheap_tier_goes_to_its_best_model_and_the_guards_cap_is_sent(
     sent = up.deepseek.requests[0]
     assert sent.body["model"] == "deepseek-chat"
     assert 0 < sent.body["max_tokens"] <= 8192  # the guard's cap is always sent
-    assert sent.headers["authorization"].startswith("Bearer sk-test-PLANTED")
+    assert sent.headers["authorization"].startswith("Bearer fake-PLANTED")
     assert up.calls()["local"] == 0
 
 

@@ -33,7 +33,7 @@ from upstreams.server import free_port
 
 PAID_MODEL = "loopback/gpt-e2e"       # provider/name in models.toml
 KEY_ENV = "LOOPBACK_API_KEY"          # Keys only reads variables named *_API_KEY
-FAKE_KEY = "sk-test-e2e-PLANTED-7c41d09b"
+FAKE_KEY = "fake-e2e-PLANTED-7c41d09b"
 PRICE = {"input": 2.0, "output": 8.0}  # USD per million tokens (override: no genai-prices lookup)
 
 
