@@ -95,7 +95,7 @@ def plan(decision: RoutingDecision, facts: Facts, intent: Intent, snapshot: Snap
 
     chain = config.routing.chains[capability]
     tier = _target_tier(decision.tier, chain, intent, overrides)
-    ceiling, why = _budget_ceiling(snapshot, config, intent)
+    ceiling, why = budget_ceiling(snapshot, config, intent)
     if TIERS.index(tier) > TIERS.index(ceiling):
         overrides.append(f"tier {tier} → {ceiling}: {why}")
         tier = ceiling
@@ -187,7 +187,7 @@ def _target_tier(proposed: Tier, chain: list[Tier], intent: Intent,
     return proposed
 
 
-def _budget_ceiling(snap: Snapshot, config: Config, intent: Intent) -> tuple[Tier, str | None]:
+def budget_ceiling(snap: Snapshot, config: Config, intent: Intent) -> tuple[Tier, str | None]:
     """The highest tier the day's money allows now, and why it is lower than strong.
     Downgrade as the money runs low or runs ahead of the clock; local only when it is gone."""
     b = config.budget

@@ -68,6 +68,7 @@ class RoutedStream:
     overrides: list[str]
     attempts: list[str]
     offline: bool
+    reserved_micro: int  # what the ledger holds for it until it settles
     deltas: AsyncIterator[Delta] = field(init=False)  # set once the relay is built
     result: Routed | None = None
 
@@ -187,7 +188,8 @@ class Router:
             if not attempts:
                 self._remember(request, cand.model)
             stream = RoutedStream(request_id, cand.model, the_plan.capability, decision,
-                                  the_plan.overrides, attempts, the_plan.offline)
+                                  the_plan.overrides, attempts, the_plan.offline,
+                                  cand.reserve_micro)
             stream.deltas = self._relay(stream, first, upstream, cand, reservation, digest,
                                         the_plan, source, started)
             return stream

@@ -125,7 +125,7 @@ async def _stream(router: Router, chat: ChatRequest) -> SSEResponse:
         snap = await asyncio.to_thread(router.ledger.snapshot, router.limit_micro)
         headers = routing_headers(
             request_id=stream.request_id, model=stream.model, capability=stream.capability,
-            manager=stream.manager, cost_micro=_reserved_micro(router, stream.request_id),
+            manager=stream.manager, cost_micro=stream.reserved_micro,
             remaining_micro=snap.remaining_micro, offline=stream.offline)
     except BaseException:
         await aclose(stream.deltas)  # settles the reservation
@@ -133,14 +133,6 @@ async def _stream(router: Router, chat: ChatRequest) -> SSEResponse:
     include_usage = bool((chat.stream_options or {}).get("include_usage"))
     return SSEResponse(sse_events(stream, include_usage=include_usage,
                                   created=int(time.time())), headers)
-
-
-def _reserved_micro(router: Router, request_id: str) -> int:
-    """What the open stream holds in the ledger: its cost before the cost is known."""
-    rows = router.ledger._query(  # noqa: SLF001 - no public accessor yet (see report)
-        "SELECT coalesce(sum(reserved_micro), 0) AS held FROM calls"
-        " WHERE request_id=? AND status='reserved'", (request_id,))
-    return int(rows[0]["held"])
 
 
 async def _warm_up(router: Router) -> None:
