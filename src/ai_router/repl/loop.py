@@ -12,8 +12,7 @@ from rich.console import Console
 
 from ..cli import footer
 from ..errors import RouterError
-from ..guard import Intent
-from ..guard import budget_ceiling  # the guard's own rule, not a copy
+from ..guard import Intent, budget_ceiling
 from ..router import RoutedStream, Router
 from ..schema import ChatRequest, Tier
 from . import render
