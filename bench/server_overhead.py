@@ -36,8 +36,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the models.toml writer of the test setup
 BIN = Path(sys.executable).parent
-OPENCLAW = Path(os.environ.get("OPENCLAW_SAMPLES",
-                             Path(__file__).resolve().parents[2] / "shared" / "openclaw"))
+CAPTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "openclaw"
+OPENCLAW = Path(os.environ.get("OPENCLAW_SAMPLES", CAPTURES))
 PATH = b"/v1/chat/completions"
 CAPABILITIES = ("chat", "knowledge", "writing", "coding", "math", "reasoning", "extraction")
 _CONTENT = re.compile(rb'"content":\s*"[^"]')  # a chunk carrying text (not the role chunk)

@@ -11,7 +11,7 @@ import pytest
 from ai_router.digest import MAX_TEXT_CHARS, make_digest
 from ai_router.schema import ChatRequest
 
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "openclaw"  # beside the repo
+CAPTURES = Path(__file__).parent / "fixtures" / "openclaw"  # captured from the real agent
 
 
 def openclaw_request(name: str) -> ChatRequest:

@@ -1,4 +1,4 @@
-"""The real request bodies OpenClaw sent (captured in ../shared/openclaw) go through
+"""The real request bodies OpenClaw sent (captured in tests/fixtures/openclaw) go through
 the server as OpenClaw sends them: streamed, with its tools, tool-call turns and
 internal-context messages. Also: the documented OpenClaw config names models the
 server accepts."""
@@ -26,7 +26,7 @@ from upstreams.openai_wire import (
     usage_body,
 )
 
-CAPTURED = Path(__file__).resolve().parents[2] / "shared" / "openclaw"  # beside the repo
+CAPTURED = Path(__file__).parent / "fixtures" / "openclaw"  # captured from the real agent
 DOCS = Path(__file__).parents[1] / "docs" / "openclaw.example.json5"
 ROUTE_ARGS = '{"prompt":"What is 2+2?","capability":"math"}'
 

@@ -17,7 +17,7 @@ from ai_router import tokens
 from ai_router.schema import ChatRequest
 from ai_router.tokens import IMAGE_TOKENS, count_request, count_text, estimate
 
-OPENCLAW = Path(__file__).resolve().parents[2] / "shared" / "openclaw"  # beside the repo
+OPENCLAW = Path(__file__).parent / "fixtures" / "openclaw"  # captured from the real agent
 
 ENGLISH = (
     "A personal LLM gateway with a fixed daily budget. A small, always-on local model reads "
