@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+from routing_setup import Loopbacks
+
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(tmp_path, monkeypatch):
@@ -19,3 +21,11 @@ def _isolated_environment(tmp_path, monkeypatch):
     monkeypatch.delenv("AI_ROUTER_CONFIG", raising=False)
     monkeypatch.delenv("AI_ROUTER_DB", raising=False)
     monkeypatch.delenv("AI_ROUTER_OFFLINE", raising=False)
+
+
+@pytest.fixture(scope="module")
+def up():
+    """Loopback servers for every provider kind (tests/routing_setup.py), one set per module
+    (starting them costs ~1 s); tests call `up.reset()` before scripting replies."""
+    with Loopbacks.running() as running:
+        yield running

@@ -16,7 +16,6 @@ from routing_setup import (
     FAKE_KEYS,
     LOCAL,
     PRICES,
-    Loopbacks,
     cost_by_hand,
     make_router,
     plant_keys,
@@ -28,12 +27,6 @@ from upstreams import openai_wire as oa
 
 USAGE = oa.usage_body(1200, 300, cached=400, reasoning=100)
 COST = cost_by_hand(PRICES[DEEPSEEK], input_tokens=1200, output_tokens=300, cache_read=400)
-
-
-@pytest.fixture(scope="module")
-def up():
-    with Loopbacks.running() as running:
-        yield running
 
 
 @pytest.fixture

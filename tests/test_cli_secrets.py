@@ -3,12 +3,9 @@ echoes the key back in an error), not in the ledger file's bytes."""
 
 from __future__ import annotations
 
-import pytest
-
 from routing_setup import (
     FAKE_KEYS,
     PLANTED,
-    Loopbacks,
     invoke_cli,
     plant_keys,
     run_cli,
@@ -16,12 +13,6 @@ from routing_setup import (
 )
 from upstreams import ollama_wire as ow
 from upstreams import openai_wire as oa
-
-
-@pytest.fixture(scope="module")
-def up():
-    with Loopbacks.running() as running:
-        yield running
 
 
 def test_planted_keys_appear_in_no_cli_output_and_not_in_the_ledger_file(up, tmp_path,

@@ -6,20 +6,13 @@ import os
 import sys
 from pathlib import Path
 
-import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from routing_setup import DEEPSEEK, PLANTED, Loopbacks, ledger_rows, plant_keys, write_models_toml
+from routing_setup import DEEPSEEK, PLANTED, ledger_rows, plant_keys, write_models_toml
 from upstreams.openai_wire import completion_body, json_reply, usage_body
 
 AI_ROUTER = str(Path(sys.executable).with_name("ai-router"))
-
-
-@pytest.fixture(scope="module")
-def up():
-    with Loopbacks.running() as loopbacks:
-        yield loopbacks
 
 
 async def call_over_stdio(config: Path, arguments: dict) -> tuple[list[str], object]:

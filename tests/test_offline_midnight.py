@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
-
 from ai_router.schema import ChatRequest
-from routing_setup import DEEPSEEK, LOCAL, Loopbacks, make_router
+from routing_setup import DEEPSEEK, LOCAL, make_router
 from upstreams.openai_wire import completion_body, json_reply, usage_body
 
 
@@ -18,12 +16,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.t
-
-
-@pytest.fixture(scope="module")
-def up():
-    with Loopbacks.running() as loopbacks:
-        yield loopbacks
 
 
 async def test_spent_day_goes_offline_and_comes_back_online_at_local_midnight(

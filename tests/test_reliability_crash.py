@@ -24,7 +24,6 @@ import ai_router.ledger as ledger_module
 from routing_setup import (
     FAKE_KEYS,
     PLANTED,
-    Loopbacks,
     invoke_cli,
     ledger_rows,
     make_router,
@@ -37,12 +36,6 @@ from upstreams.server import free_port
 
 TTL_S = 4
 ASK = {"model": "cheap", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
-
-
-@pytest.fixture(scope="module")
-def up():
-    with Loopbacks.running() as running:
-        yield running
 
 
 def hanging(received: oa.Received):

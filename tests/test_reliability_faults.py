@@ -26,7 +26,6 @@ from routing_setup import (
     LOCAL,
     OLLAMA,
     PRICES,
-    Loopbacks,
     cost_by_hand,
     ledger_rows,
     make_router,
@@ -47,12 +46,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture(scope="module")
-def up():
-    with Loopbacks.running() as running:
-        yield running
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from ai_router.server.app import create_app
 from routing_setup import (
     FAKE_KEYS,
     PLANTED,
-    Loopbacks,
     ledger_rows,
     make_router,
     plant_keys,
@@ -31,12 +30,6 @@ from upstreams import ollama_wire as ow
 from upstreams import openai_wire as oa
 
 ECHO = {env: f"Incorrect API key provided: {key}" for env, key in FAKE_KEYS.items()}
-
-
-@pytest.fixture(scope="module")
-def up():
-    with Loopbacks.running() as running:
-        yield running
 
 
 def answer(received: oa.Received):

@@ -16,7 +16,6 @@ from io import StringIO
 from pathlib import Path
 
 import pexpect
-import pytest
 from starlette.responses import StreamingResponse
 
 from routing_setup import (
@@ -24,7 +23,6 @@ from routing_setup import (
     FAKE_KEYS,
     LOCAL,
     PLANTED,
-    Loopbacks,
     ledger_rows,
     plant_keys,
     standard_models,
@@ -35,12 +33,6 @@ from upstreams.openai_wire import Received, chunk_body, sse_reply, text_chunks, 
 AI_ROUTER = Path(sys.executable).parent / "ai-router"
 STRONG = "deepseek/deepseek-reasoner"  # a strong-tier model on the deepseek upstream
 PROMPT = "›"  # prompt_toolkit draws the trailing space as a cursor move
-
-
-@pytest.fixture(scope="module")
-def up():
-    with Loopbacks.running() as running:
-        yield running
 
 
 def models_with_strong() -> dict:

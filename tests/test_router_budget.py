@@ -13,7 +13,6 @@ from ai_router.schema import ChatRequest
 from routing_setup import (
     DEEPSEEK,
     LOCAL,
-    Loopbacks,
     ledger_rows,
     make_router,
     standard_models,
@@ -26,12 +25,6 @@ PAID_USAGE = oa.usage_body(14, CAP)  # the worst case: every allowed token used
 
 def request(text: str, model: str = "cheap") -> ChatRequest:
     return ChatRequest.from_prompt(text, model=model, max_tokens=CAP)
-
-
-@pytest.fixture(scope="module")
-def up():
-    with Loopbacks.running() as running:
-        yield running
 
 
 @pytest.fixture

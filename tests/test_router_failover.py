@@ -20,7 +20,6 @@ from routing_setup import (
     DEEPSEEK,
     LOCAL,
     PRICES,
-    Loopbacks,
     cost_by_hand,
     ledger_rows,
     make_router,
@@ -42,12 +41,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture(scope="module")
-def up():
-    with Loopbacks.running() as running:
-        yield running
 
 
 @pytest.fixture

@@ -7,17 +7,11 @@ import pytest
 
 from ai_router.errors import NoRoute
 from ai_router.schema import ChatRequest
-from routing_setup import LOCAL, Loopbacks, make_router
+from routing_setup import LOCAL, make_router
 from upstreams.openai_wire import completion_body, json_reply, usage_body
 
 TOOL = {"type": "function", "function": {"name": "read", "parameters": {
     "type": "object", "properties": {"path": {"type": "string"}}}}}
-
-
-@pytest.fixture(scope="module")
-def up():
-    with Loopbacks.running() as loopbacks:
-        yield loopbacks
 
 
 def agent_turn() -> ChatRequest:

@@ -80,12 +80,6 @@ def expected_cost(kind: Kind) -> int:
                         cache_write=u.cache_write_tokens)
 
 
-@pytest.fixture(scope="module")
-def up():
-    with Loopbacks.running() as running:
-        yield running
-
-
 @pytest.fixture
 async def setup(up, tmp_path, monkeypatch):
     up.reset()
