@@ -13,7 +13,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 from .cli import ConfigOpt, app, clean_errors, out
 from .clock import zone
 from .config import Config, Keys, ProviderConfig, load_config
-from .errors import LedgerError
+from .errors import LedgerError, RouterError
 from .ledger import Ledger
 
 OK, WARN, BAD = "[green]ok[/green]", "[yellow]warn[/yellow]", "[red]fail[/red]"
@@ -67,7 +67,11 @@ async def _check_local(cfg: Config, pull: bool) -> None:
     elif status == "ready":
         out.print(f"{OK} manager: Ollama at {m.endpoint} has {m.model}")
     elif status == "missing" and pull:
-        await _pull(cfg, m.model)
+        try:
+            await _pull(cfg, m.model)
+        except RouterError as e:  # say it and go on with the other checks
+            out.print(f"{BAD} manager: could not pull {m.model}: {escape(str(e))} — check "
+                      "`model` under [manager] in models.toml", highlight=False)
     elif status == "missing":
         out.print(f"{WARN} manager: Ollama runs but lacks {m.model} — run `ai-router doctor "
                   f"--pull` (or `ollama pull {m.model}`)")
