@@ -96,9 +96,20 @@ def figures(records: list[data.Record], scorers: dict[str, dict[str, list]]) -> 
             chosen = [t == "strong" for t in scorers[arm]["decision"]]
             rows[name]["own_share"], rows[name]["own_quality"] = cq.at_decision(chosen, weak,
                                                                                 strong)
+            rows[name]["gain_by_tier"] = gain_by_tier(scorers[arm]["decision"], records)
     return {"n": n, "weak": weak_q, "strong": strong_q, "target": target,
             "needs_strong": sum(r.needs_strong for r in records) / n,
             "published_share": PUBLISHED_STRONG_SHARE.get(records[0].benchmark), "rows": rows}
+
+
+def gain_by_tier(tiers: list[str], records: list[data.Record]) -> dict[str, list[float]]:
+    """Per decided tier: its share of prompts and the strong model's mean gain there.
+    A tier that separates hard from easy has the larger gains under "strong"."""
+    gains: dict[str, list[float]] = {}
+    for tier, r in zip(tiers, records, strict=True):
+        gains.setdefault(tier, []).append(r.strong - r.weak)
+    return {t: [len(g) / len(records), sum(g) / len(g)]
+            for t, g in sorted(gains.items(), key=lambda x: -TIER_RANK[x[0]])}
 
 
 def external_scores(path: Path, records: list[data.Record]) -> dict[str, list]:
@@ -126,6 +137,8 @@ def print_figures(name: str, f: dict[str, Any]) -> None:
                if "own_share" in row else "")
         apgr = f"{row['apgr']:.3f}" if "apgr" in row else ""
         print(f"  {scorer:26} {_pct(row['share_for_95']):>20} {apgr:>6}   {own}")
+        for tier, (share, gain) in row.get("gain_by_tier", {}).items():
+            print(f"  {'':28}{tier:>6}: {_pct(share):>6} of prompts, strong - weak {gain:+.3f}")
 
 
 def sample(records: list[data.Record], limit: int | None) -> list[data.Record]:
