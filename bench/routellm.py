@@ -25,6 +25,7 @@ import asyncio
 import hashlib
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,8 @@ async def score_arm(arm: str, records: list[data.Record], config: Any) -> dict[s
             share = sum(n.score for n in near if n.example.tier == "strong") / total if total else 0
         tiers.append(decision.tier)
         keys.append((TIER_RANK[decision.tier], share, decision.output_tokens))
-    return {"tier": [k[0] for k in keys], "tier+": keys, "decision": tiers}
+    return {"tier": [k[0] for k in keys], "tier+": keys, "decision": tiers,
+            "sources": dict(Counter(o.result.source for o in outcomes))}
 
 
 def figures(records: list[data.Record], scorers: dict[str, dict[str, list]]) -> dict[str, Any]:
@@ -87,7 +89,8 @@ def figures(records: list[data.Record], scorers: dict[str, dict[str, list]]) -> 
     }
     ranked = {"oracle (knows outcomes)": [s - w for w, s in zip(weak, strong, strict=True)]}
     for arm, scored in scorers.items():
-        ranked |= {f"{arm} {way}": scores for way, scores in scored.items() if way != "decision"}
+        ranked |= {f"{arm} {way}": scores for way, scores in scored.items()
+                   if way not in ("decision", "sources")}
     for name, scores in ranked.items():
         points = cq.curve(scores, weak, strong)
         rows[name] = {"share_for_95": cq.share_needed(points, target), "apgr": cq.apgr(points)}
@@ -97,6 +100,7 @@ def figures(records: list[data.Record], scorers: dict[str, dict[str, list]]) -> 
             rows[name]["own_share"], rows[name]["own_quality"] = cq.at_decision(chosen, weak,
                                                                                 strong)
             rows[name]["gain_by_tier"] = gain_by_tier(scorers[arm]["decision"], records)
+            rows[name]["sources"] = scorers[arm]["sources"]  # who decided: model, evidence...
     return {"n": n, "weak": weak_q, "strong": strong_q, "target": target,
             "needs_strong": sum(r.needs_strong for r in records) / n,
             "published_share": PUBLISHED_STRONG_SHARE.get(records[0].benchmark), "rows": rows}
@@ -133,8 +137,8 @@ def print_figures(name: str, f: dict[str, Any]) -> None:
           f"RouteLLM published ~{_pct(f['published_share'])} strong calls")
     print(f"  {'scorer':26} {'strong calls for 95%':>20} {'APGR':>6}   at its own decision")
     for scorer, row in f["rows"].items():
-        own = (f"{_pct(row['own_share'])} strong -> quality {row['own_quality']:.3f}"
-               if "own_share" in row else "")
+        own = (f"{_pct(row['own_share'])} strong -> quality {row['own_quality']:.3f} "
+               f"(decided by {row['sources']})" if "own_share" in row else "")
         apgr = f"{row['apgr']:.3f}" if "apgr" in row else ""
         print(f"  {scorer:26} {_pct(row['share_for_95']):>20} {apgr:>6}   {own}")
         for tier, (share, gain) in row.get("gain_by_tier", {}).items():
