@@ -37,6 +37,7 @@ from ai_router.config import load_config
 from ai_router.manager import Manager
 from ai_router.manager.core import VOTE_K
 
+REPO = Path(__file__).resolve().parents[1]
 TIER_RANK = {"local": 0, "cheap": 1, "strong": 2}
 # The anchors quoted in issue #5 (RouteLLM's blog, 2024-07-01): cost reduction against
 # always-strong at 95% of GPT-4's quality, i.e. strong calls needed = 100% - reduction.
@@ -174,6 +175,9 @@ def main() -> None:
         p.error(f"unknown arm {', '.join(sorted(unknown))}")
     if "combined" in arms and not args.limit:
         p.error("the combined arm asks the local model (seconds per prompt here): add --limit N")
+    if args.write_split and args.write_split.resolve().is_relative_to(REPO):
+        p.error("--write-split: name a folder outside this repository (the split is made of "
+                "benchmark test items, which nothing here may ship or learn from)")
     wanted = args.benchmarks.split(",")
     records = (data.load(args.routellm, wanted) if args.routellm
                else {b: rs for b, rs in data.read_split(args.records).items() if b in wanted})
