@@ -132,8 +132,10 @@ class Manager:
         return learned
 
     def _apply(self, learned: Learned) -> None:
-        self.seeds, self.calibration = learned.bank, learned.calibration
-        self.cache.clear()  # decisions made with the old examples
+        self.calibration = learned.calibration
+        if _examples(learned.bank) != _examples(self.seeds):
+            self.seeds = learned.bank
+            self.cache.clear()  # decisions made with the old examples
 
     def _check_learning(self) -> None:
         """The per-request part of learning: two integer comparisons, rarely a reload task."""
@@ -292,6 +294,10 @@ class Manager:
 WARM_UP_DIGEST = Digest(text="Hello!", input_tokens=10, has_tools=False, has_images=False,
                         wants_json=False, turns=1, in_tool_loop=False, virtual_model="auto",
                         long_context=False)
+
+
+def _examples(bank: object) -> list[object] | None:
+    return bank.examples if isinstance(bank, SeedBank) else None
 
 
 def _unwrap(error: BaseException) -> BaseException:
