@@ -35,10 +35,11 @@ from .errors import RouterError
 from .guard import Plan
 from .ledger import Ledger
 from .manager import Manager, ManagerResult, fallback_decision
+from .manager.core import TIEBREAK_TIMEOUT_S
 from .manager.learning import Learner, prompt_key
 from .manager.retrieval import Neighbour, SeedBank
 from .router import Router
-from .schema import CAPABILITIES, TIERS, ChatRequest, Usage
+from .schema import CAPABILITIES, TIERS, ChatRequest, RoutingDecision, Tier, Usage
 
 ARMS = ("baseline", "evidence", "model", "combined")
 NOT_STRONG = frozenset({"not_strong", "weak", "local", "cheap"})
@@ -175,7 +176,7 @@ class LeaveOneOut:
         return self.bank.nearest(text, k, exclude=text)
 
 
-def verdict(item: Item, decision: Any) -> str | None:
+def verdict(item: Item, decision: RoutingDecision) -> str | None:
     """The feedback a user would give a decision, from the item's labels: a wrong capability
     is a bad answer, a tier below the label is asked again stronger, else it was good.
     None when the item has no label to judge by (a plain success)."""
@@ -204,15 +205,15 @@ async def replay(items: list[Item], config: Config, ledger: Ledger,
         if rated:
             ledger.set_feedback(outcome, rated)
         if rated == "escalated":
-            again = to_digest(replace(item, model=item.tier or "strong"), config)
-            _record(router, item, again, await manager.decide(again),
-                    item.tier or "strong")  # type: ignore[arg-type]
+            again = to_digest(replace(item, model=item.tier or "strong"), config)  # /retry
+            stronger: Tier = item.tier if item.tier in TIERS else "strong"  # type: ignore[assignment]
+            _record(router, item, again, await manager.decide(again), stronger)
         counts[rated or "unrated"] += 1
     return counts
 
 
 def _record(router: Router, item: Item, digest: Digest, result: ManagerResult,
-            tier: Any) -> str:
+            tier: Tier) -> str:
     outcome = uuid.uuid4().hex
     usage = Usage(input_tokens=digest.input_tokens,
                   output_tokens=item.ref_tokens or result.decision.output_tokens)
@@ -242,7 +243,7 @@ async def learned_bank(train: list[Item], config: Config, mode: str) -> tuple[An
 
 async def evaluate(items: list[Item], config: Config, arms: list[str],
                    leave_one_out: bool = False, followups: int = 0,
-                   seeds: Any = None) -> dict[str, Any]:
+                   seeds: Any = None, tiebreak_s: float | None = None) -> dict[str, Any]:
     """Score each arm; `seeds` replaces the shipped seed bank (a learned bank)."""
     report: dict[str, Any] = {}
     for arm in arms:
@@ -253,7 +254,8 @@ async def evaluate(items: list[Item], config: Config, arms: list[str],
         # the cache holds every decision of the run; only repeated prompts hit it, and
         # their latency is left out of the fresh figures
         manager = Manager(config.manager, mode=arm,  # type: ignore[arg-type]
-                          cache_size=len(items) + 1, **({"seeds": seeds} if seeds else {}))
+                          cache_size=len(items) + 1, **({"seeds": seeds} if seeds else {}),
+                          **({"tiebreak_s": tiebreak_s} if tiebreak_s else {}))
         if leave_one_out and manager.seeds:
             manager.seeds = LeaveOneOut(manager.seeds)  # type: ignore[assignment]
         if arm != "evidence":
@@ -297,6 +299,9 @@ def eval_command(
         learn_from: Annotated[Path | None, typer.Option(
             "--learn-from", help="labelled JSONL replayed as rated outcomes first; FILE is "
             "then scored without and with what was learned")] = None,
+        tiebreak_s: Annotated[float | None, typer.Option(
+            "--tiebreak-s", help="the model's tie-break deadline (default "
+            f"{TIEBREAK_TIMEOUT_S:g} s); a long one measures what the model would say")] = None,
         config: ConfigOpt = None) -> None:
     """Score the manager's decisions on labelled prompts: accuracy, agreement, latency."""
     items = load_items(file, limit)
@@ -307,8 +312,12 @@ def eval_command(
     if unknown := set(chosen) - set(ARMS):
         raise RouterError(f"unknown arm {', '.join(sorted(unknown))}; use {', '.join(ARMS)}")
     loaded = load_config(config)
+    if tiebreak_s and tiebreak_s > loaded.manager.timeout_s:  # or the call's own deadline cuts
+        loaded = loaded.model_copy(update={"manager": loaded.manager.model_copy(
+            update={"timeout_s": tiebreak_s})})
     if learn_from is None:
-        report = asyncio.run(evaluate(items, loaded, chosen, leave_one_out, followups))
+        report = asyncio.run(evaluate(items, loaded, chosen, leave_one_out, followups,
+                                      tiebreak_s=tiebreak_s))
         if as_json:
             # the configured manager's figures at the top level; the other arms beside them
             print(json.dumps({**report[chosen[-1]], "arms": report}))
@@ -317,7 +326,7 @@ def eval_command(
         return
     before, after, learning = asyncio.run(
         learn_and_evaluate(items, load_items(learn_from), loaded, chosen, leave_one_out,
-                           followups))
+                           followups, tiebreak_s))
     if as_json:
         print(json.dumps({**after[chosen[-1]], "arms": after, "without_learning": before,
                           "learning": learning}))
@@ -330,7 +339,8 @@ def eval_command(
 
 
 async def learn_and_evaluate(items: list[Item], train: list[Item], config: Config,
-                             arms: list[str], leave_one_out: bool, followups: int
+                             arms: list[str], leave_one_out: bool, followups: int,
+                             tiebreak_s: float | None = None
                              ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Score `items` without and with what replaying `train` teaches. An item whose prompt
     is also in `train` is not scored: it would find its own answer."""
@@ -341,6 +351,8 @@ async def learn_and_evaluate(items: list[Item], train: list[Item], config: Confi
     managers = [a for a in arms if a != "baseline"]
     bank, learning = await learned_bank(train, config, managers[-1] if managers else "evidence")
     learning["not_scored_overlap"] = len(items) - len(scored)
-    before = await evaluate(scored, config, arms, leave_one_out, followups)
-    after = await evaluate(scored, config, arms, leave_one_out, followups, seeds=bank)
+    before = await evaluate(scored, config, arms, leave_one_out, followups,
+                            tiebreak_s=tiebreak_s)
+    after = await evaluate(scored, config, arms, leave_one_out, followups, seeds=bank,
+                           tiebreak_s=tiebreak_s)
     return before, after, learning
