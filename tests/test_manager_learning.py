@@ -124,6 +124,7 @@ def test_the_rules_for_bad_escalated_and_plain_outcomes():
 
     examples = learn([
         row("plain success", "cheap"),  # no feedback: not an example
+        row("a failure rated good", "cheap", "good", status="error"),
         row("bad then good higher", "cheap", "bad"),
         row("bad then good higher", "strong", "good"),
         row("good then bad", "cheap", "good"),

@@ -76,7 +76,7 @@ def _learn_one(history: list[Mapping[str, Any]]) -> Example | None:
         if feedback in ("bad", "escalated"):
             floor = max(floor, rank + 1)
             escalated = escalated or feedback == "escalated"
-        elif feedback == "good" or (escalated and row.get("status") == "ok"):
+        elif row.get("status") == "ok" and (feedback == "good" or escalated):
             good.append(row)
             escalated = False  # one follow-up answers one escalation
     kept = [row for row in good if TIERS.index(row["tier"]) >= floor]
