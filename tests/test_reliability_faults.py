@@ -199,6 +199,8 @@ async def test_a_write_lock_held_by_another_process_makes_a_call_wait_not_fail(r
 class Proposes:
     """A manager that always proposes the same decision (wrong, greedy or injected)."""
 
+    calibration: dict = {}  # nothing learned about output lengths
+
     def __init__(self, **decision):
         self.decision = RoutingDecision(**{"capability": "chat", "output_tokens": 200,
                                            "tier": "strong", "reason": "", **decision})

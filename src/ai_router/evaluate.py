@@ -5,6 +5,10 @@ strong/not_strong), `ref_output_tokens`, `model` (the client's virtual model, de
 auto) and `system`. Every prompt goes the way routing sends it: the request is counted,
 digested and handed to `Manager.decide`. Latency is that of fresh decisions (the cache
 is consulted only in the session pass that follows), so it is what a new question costs.
+
+`--learn-from TRAIN.jsonl` first replays TRAIN as outcomes into a throwaway ledger (see
+`replay`), then scores FILE twice in the same run: with the seed bank alone and with what
+was learned from those outcomes.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
+import tempfile
 import time
+import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,12 +28,18 @@ import typer
 
 from . import tokens
 from .cli import ConfigOpt, app, clean_errors, out
-from .config import Config, load_config
+from .clock import zone
+from .config import Config, Keys, load_config
 from .digest import Digest, make_digest
 from .errors import RouterError
+from .guard import Plan
+from .ledger import Ledger
 from .manager import Manager, ManagerResult, fallback_decision
+from .manager.core import TIEBREAK_TIMEOUT_S
+from .manager.learning import Learner, prompt_key
 from .manager.retrieval import Neighbour, SeedBank
-from .schema import CAPABILITIES, TIERS, ChatRequest
+from .router import Router
+from .schema import CAPABILITIES, TIERS, ChatRequest, RoutingDecision, Tier, Usage
 
 ARMS = ("baseline", "evidence", "model", "combined")
 NOT_STRONG = frozenset({"not_strong", "weak", "local", "cheap"})
@@ -113,7 +125,7 @@ def score(outcomes: list[Outcome]) -> dict[str, Any]:
     sized = [o for o in outcomes if o.item.ref_tokens]
     sources = Counter(o.result.source for o in outcomes)
     fresh = [o.result.latency_s for o in outcomes if not o.result.cached]
-    asked = sources["model"] + sources["fallback"]
+    asked = sources["model"] + sources["fallback"] + sources["model_late"]
     return {
         "n": len(outcomes),
         "capability_accuracy": _share([o.result.decision.capability == o.item.capability
@@ -127,6 +139,8 @@ def score(outcomes: list[Outcome]) -> dict[str, Any]:
         "schema_valid_rate": round(sources["model"] / asked, 4) if asked else None,
         "fallback_share": _share([o.result.source == "fallback" for o in outcomes]),
         "model_share": _share([o.result.source == "model" for o in outcomes]),
+        # the model was asked to break a tie and missed its deadline: the evidence decided
+        "model_late_share": _share([o.result.source == "model_late" for o in outcomes]),
         "latency_p50_s": _percentile(fresh, 50),
         "latency_p95_s": _percentile(fresh, 95),
         "confusion": {label: dict(row) for label, row in sorted(confusion.items())},
@@ -162,8 +176,75 @@ class LeaveOneOut:
         return self.bank.nearest(text, k, exclude=text)
 
 
+def verdict(item: Item, decision: RoutingDecision) -> str | None:
+    """The feedback a user would give a decision, from the item's labels: a wrong capability
+    is a bad answer, a tier below the label is asked again stronger, else it was good.
+    None when the item has no label to judge by (a plain success)."""
+    if item.capability and decision.capability != item.capability:
+        return "bad"
+    if item.tier == "strong" and decision.tier != "strong":
+        return "escalated"
+    if item.tier in TIERS and TIERS.index(decision.tier) < TIERS.index(item.tier):
+        return "escalated"
+    return "good" if item.capability or item.tier else None
+
+
+async def replay(items: list[Item], config: Config, ledger: Ledger,
+                 manager: Manager) -> Counter[str]:
+    """Labelled items as the outcomes routing would have logged: the manager decides, the
+    router's own `_log` writes the row (with the configured `privacy`), and the feedback
+    follows from the label (`verdict`). An escalated item is asked again with the label's
+    tier as its virtual model, as `/retry stronger` does, and that answer succeeds."""
+    router = Router(config, Keys({}), ledger, manager)  # no provider is called
+    counts: Counter[str] = Counter()
+    for item in items:
+        digest = to_digest(item, config)
+        result = await manager.decide(digest)
+        rated = verdict(item, result.decision)
+        outcome = _record(router, item, digest, result, result.decision.tier)
+        if rated:
+            ledger.set_feedback(outcome, rated)
+        if rated == "escalated":
+            again = to_digest(replace(item, model=item.tier or "strong"), config)  # /retry
+            stronger: Tier = item.tier if item.tier in TIERS else "strong"  # type: ignore[assignment]
+            _record(router, item, again, await manager.decide(again), stronger)
+        counts[rated or "unrated"] += 1
+    return counts
+
+
+def _record(router: Router, item: Item, digest: Digest, result: ManagerResult,
+            tier: Tier) -> str:
+    outcome = uuid.uuid4().hex
+    usage = Usage(input_tokens=digest.input_tokens,
+                  output_tokens=item.ref_tokens or result.decision.output_tokens)
+    router._log(outcome, "eval", digest, result, Plan(result.decision.capability, tier), None,
+                usage, 0, time.monotonic(), [], status="ok")
+    return outcome
+
+
+async def learned_bank(train: list[Item], config: Config, mode: str) -> tuple[Any, dict]:
+    """The seed bank plus what replaying `train` teaches, from a throwaway ledger."""
+    with tempfile.TemporaryDirectory(prefix="ai-router-learn-") as folder:
+        ledger = Ledger(Path(folder) / "ledger.db", zone("UTC"))
+        try:
+            manager = Manager(config.manager, mode=mode,  # type: ignore[arg-type]
+                              cache_size=len(train) * 2 + 1)
+            if mode != "evidence":
+                await manager.warm_up()
+            counts = await replay(train, config, ledger, manager)
+            seeds = SeedBank.load()
+            learned = Learner(ledger, list(seeds.examples) if seeds else []).load()
+        finally:
+            ledger.close()
+    return learned.bank, {"train": len(train), "replayed_with": mode,
+                          "privacy": config.privacy, **dict(sorted(counts.items())),
+                          "examples_learned": learned.learned}
+
+
 async def evaluate(items: list[Item], config: Config, arms: list[str],
-                   leave_one_out: bool = False, followups: int = 0) -> dict[str, Any]:
+                   leave_one_out: bool = False, followups: int = 0,
+                   seeds: Any = None, tiebreak_s: float | None = None) -> dict[str, Any]:
+    """Score each arm; `seeds` replaces the shipped seed bank (a learned bank)."""
     report: dict[str, Any] = {}
     for arm in arms:
         if arm == "baseline":
@@ -173,7 +254,8 @@ async def evaluate(items: list[Item], config: Config, arms: list[str],
         # the cache holds every decision of the run; only repeated prompts hit it, and
         # their latency is left out of the fresh figures
         manager = Manager(config.manager, mode=arm,  # type: ignore[arg-type]
-                          cache_size=len(items) + 1)
+                          cache_size=len(items) + 1, **({"seeds": seeds} if seeds else {}),
+                          **({"tiebreak_s": tiebreak_s} if tiebreak_s else {}))
         if leave_one_out and manager.seeds:
             manager.seeds = LeaveOneOut(manager.seeds)  # type: ignore[assignment]
         if arm != "evidence":
@@ -214,6 +296,12 @@ def eval_command(
             help="never retrieve the prompt itself (evaluating the seed bank)")] = False,
         followups: Annotated[int, typer.Option(
             help="tool-loop requests replayed per prompt to measure cached latency")] = 0,
+        learn_from: Annotated[Path | None, typer.Option(
+            "--learn-from", help="labelled JSONL replayed as rated outcomes first; FILE is "
+            "then scored without and with what was learned")] = None,
+        tiebreak_s: Annotated[float | None, typer.Option(
+            "--tiebreak-s", help="the model's tie-break deadline (default "
+            f"{TIEBREAK_TIMEOUT_S:g} s); a long one measures what the model would say")] = None,
         config: ConfigOpt = None) -> None:
     """Score the manager's decisions on labelled prompts: accuracy, agreement, latency."""
     items = load_items(file, limit)
@@ -223,9 +311,48 @@ def eval_command(
               else ["baseline", "combined"] if baseline_arm else ["combined"])
     if unknown := set(chosen) - set(ARMS):
         raise RouterError(f"unknown arm {', '.join(sorted(unknown))}; use {', '.join(ARMS)}")
-    report = asyncio.run(evaluate(items, load_config(config), chosen, leave_one_out, followups))
+    loaded = load_config(config)
+    if tiebreak_s and tiebreak_s > loaded.manager.timeout_s:  # or the call's own deadline cuts
+        loaded = loaded.model_copy(update={"manager": loaded.manager.model_copy(
+            update={"timeout_s": tiebreak_s})})
+    if learn_from is None:
+        report = asyncio.run(evaluate(items, loaded, chosen, leave_one_out, followups,
+                                      tiebreak_s=tiebreak_s))
+        if as_json:
+            # the configured manager's figures at the top level; the other arms beside them
+            print(json.dumps({**report[chosen[-1]], "arms": report}))
+        else:
+            print_report(report)
+        return
+    before, after, learning = asyncio.run(
+        learn_and_evaluate(items, load_items(learn_from), loaded, chosen, leave_one_out,
+                           followups, tiebreak_s))
     if as_json:
-        # the configured manager's figures at the top level; the other arms beside them
-        print(json.dumps({**report[chosen[-1]], "arms": report}))
+        print(json.dumps({**after[chosen[-1]], "arms": after, "without_learning": before,
+                          "learning": learning}))
     else:
-        print_report(report)
+        out.print(f"[bold]learning[/bold] {learning}")
+        out.print("[bold]-- without learning --[/bold]")
+        print_report(before)
+        out.print("[bold]-- with learning --[/bold]")
+        print_report(after)
+
+
+async def learn_and_evaluate(items: list[Item], train: list[Item], config: Config,
+                             arms: list[str], leave_one_out: bool, followups: int,
+                             tiebreak_s: float | None = None
+                             ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Score `items` without and with what replaying `train` teaches. An item whose prompt
+    is also in `train` is not scored: it would find its own answer."""
+    taught = {prompt_key(t.prompt) for t in train}
+    scored = [i for i in items if prompt_key(i.prompt) not in taught]
+    if not scored:
+        raise RouterError("every prompt to score is also in the --learn-from file")
+    managers = [a for a in arms if a != "baseline"]
+    bank, learning = await learned_bank(train, config, managers[-1] if managers else "evidence")
+    learning["not_scored_overlap"] = len(items) - len(scored)
+    before = await evaluate(scored, config, arms, leave_one_out, followups,
+                            tiebreak_s=tiebreak_s)
+    after = await evaluate(scored, config, arms, leave_one_out, followups, seeds=bank,
+                           tiebreak_s=tiebreak_s)
+    return before, after, learning

@@ -53,6 +53,7 @@ class Candidate:
     max_tokens: int
     reserve_micro: int
     drop_tools: bool = False  # a local model without tool support answers in plain text
+    expected_output_tokens: int = 0  # the estimate, calibrated for this model (0: none made)
 
 
 @dataclass
@@ -79,12 +80,15 @@ def worst_case_micro(price: Price, input_tokens: int, output_tokens: int) -> int
 
 def plan(decision: RoutingDecision, facts: Facts, intent: Intent, snapshot: Snapshot,
          config: Config, available: frozenset[str], prices: Mapping[str, Price | None],
-         balances: Mapping[str, int] | None = None) -> Plan:
+         balances: Mapping[str, int] | None = None,
+         calibration: Mapping[tuple[str, str], float] | None = None) -> Plan:
     """Turn the manager's proposal into ordered, affordable, capable candidates.
 
     `available`: providers whose key is present and that are healthy now.
     `prices`: price per model ref; None means unknown (a paid model is then refused).
     `balances`: prepaid micro-USD left per provider, where known; a call must fit it too.
+    `calibration`: (capability, model ref) → observed actual/estimated output tokens
+    (manager/learning.py). It only ever raises a cap, so a reservation is never lowered.
     """
     overrides: list[str] = []
     capability = decision.capability
@@ -101,7 +105,7 @@ def plan(decision: RoutingDecision, facts: Facts, intent: Intent, snapshot: Snap
         tier = ceiling
 
     ctx = _Context(decision, facts, intent, snapshot, config, available, prices,
-                   balances or {}, overrides)
+                   balances or {}, overrides, capability, calibration or {})
     skipped: dict[str, list[str]] = {}  # reason → models, so the log stays readable
     pool = _pool(intent, config, capability)
 
@@ -152,6 +156,12 @@ class _Context:
     prices: Mapping[str, Price | None]
     prepaid: Mapping[str, int]
     overrides: list[str]
+    capability: Capability
+    calibration: Mapping[tuple[str, str], float]
+
+    def expected_output_tokens(self, model: ModelConfig) -> int:
+        ratio = self.calibration.get((self.capability, model.ref), 1.0)
+        return max(1, round(self.decision.output_tokens * ratio))
 
 
 def _stick(model: ModelConfig, ceiling: Tier, candidates: list[Candidate],
@@ -245,10 +255,12 @@ def _candidate(model: ModelConfig, ctx: _Context) -> Candidate | str:
     room = model.context_window - facts.input_tokens
     if room < 1:
         return f"{facts.input_tokens} input tokens do not fit the context window"
+    expected = ctx.expected_output_tokens(model)
+    sizing = max(expected, ctx.decision.output_tokens)  # calibration may raise, never lower
     cap = min(model.max_output, room, intent.max_output_tokens or max(
-        4 * ctx.decision.output_tokens, ctx.config.routing.default_output_tokens))
+        4 * sizing, ctx.config.routing.default_output_tokens))
     if model.is_local:
-        return Candidate(model, cap, 0, drop_tools)
+        return Candidate(model, cap, 0, drop_tools, expected)
     price = ctx.prices.get(model.ref)
     if price is None:
         return "no known price (add one in models.toml)"
@@ -261,8 +273,8 @@ def _candidate(model: ModelConfig, ctx: _Context) -> Candidate | str:
         # a smaller cap may still fit, if it leaves room for the expected answer
         input_cost = worst_case_micro(price, facts.input_tokens, 0)
         fitting = int((budget - input_cost) / price.output) if price.output else cap
-        if fitting < max(2 * ctx.decision.output_tokens, 256) or fitting >= cap:
+        if fitting < max(2 * sizing, 256) or fitting >= cap:
             return f"worst case exceeds the ${budget / 1e6:.4f} this call may spend"
         ctx.overrides.append(f"{model.ref}: output cap {cap} → {fitting} to fit the budget")
         cap, cost = fitting, worst_case_micro(price, facts.input_tokens, fitting)
-    return Candidate(model, cap, cost)
+    return Candidate(model, cap, cost, expected_output_tokens=expected)

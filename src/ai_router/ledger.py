@@ -52,6 +52,12 @@ def m001_calls_and_outcomes(db: Database) -> None:
     db["outcomes"].create_index(["day"])
 
 
+@migrations()
+def m002_outcome_manager_tokens(db: Database) -> None:
+    # the local manager model's own tokens per request (prompt + reply; 0 when not asked)
+    db["outcomes"].add_column("manager_tokens", int)
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """Today's money, as the guard sees it."""
@@ -149,6 +155,14 @@ class Ledger:
 
     # -- the outcome log ----------------------------------------------------------------
 
+    # (feedback given, outcomes written) by this process: the manager's learner reloads
+    # when they move (a class default, so the money code's __init__ stays as it is)
+    _rated = _written = 0
+
+    @property
+    def outcome_changes(self) -> tuple[int, int]:
+        return self._rated, self._written
+
     def record_outcome(self, outcome: dict[str, Any]) -> None:
         row = {k: json.dumps(v) if isinstance(v, (dict, list)) else v
                for k, v in outcome.items()}
@@ -156,11 +170,30 @@ class Ledger:
         row.setdefault("day", budget_day(row["ts"], self.tz))
         with self._immediate():
             self.db["outcomes"].insert(row, alter=False)
+        self._written += 1
 
     def set_feedback(self, outcome_id: str, feedback: str) -> bool:
         with self._immediate() as conn:
             cur = conn.execute("UPDATE outcomes SET feedback=? WHERE id=?", (feedback, outcome_id))
-            return cur.rowcount == 1
+        self._rated += 1
+        return cur.rowcount == 1
+
+    def rated_outcomes(self, prompts: int) -> list[dict[str, Any]]:
+        """Every outcome of the `prompts` most recently rated prompts, oldest first: what
+        the manager learns examples from (manager/learning.py)."""
+        return self._query(
+            "SELECT ts, prompt, capability, tier, output_tokens, status, feedback FROM outcomes"
+            " WHERE prompt IN (SELECT prompt FROM outcomes WHERE feedback IS NOT NULL AND"
+            " prompt IS NOT NULL GROUP BY prompt ORDER BY max(ts) DESC LIMIT ?)"
+            " ORDER BY ts, rowid", (prompts,))
+
+    def recent_usage(self, limit: int) -> list[dict[str, Any]]:
+        """The latest answered requests' estimate (in `decision`) and real output length,
+        newest first: what output-token calibration reads."""
+        return self._query(
+            "SELECT capability, model, decision, output_tokens FROM outcomes WHERE"
+            " status='ok' AND model IS NOT NULL AND output_tokens > 0"
+            " ORDER BY ts DESC LIMIT ?", (limit,))
 
     # -- internals ----------------------------------------------------------------------
 

@@ -92,8 +92,9 @@ class Router:
         config = config or load_config()
         ledger = Ledger(config.database_path(), zone(config.budget.timezone),
                         ttl_s=config.budget.reservation_ttl_s, clock=clock)
-        return cls(config, Keys.load(), ledger, Manager(config.manager), clock=clock,
-                   offline=offline)
+        manager = Manager(config.manager)
+        manager.learn_from(ledger)  # rated outcomes become examples; lengths calibrate caps
+        return cls(config, Keys.load(), ledger, manager, clock=clock, offline=offline)
 
     @property
     def limit_micro(self) -> int:
@@ -123,7 +124,8 @@ class Router:
                       wants_json=digest.wants_json, long_context=digest.long_context)
         snapshot = await asyncio.to_thread(self.ledger.snapshot, self.limit_micro)
         the_plan = plan(decision.decision, facts, intent, snapshot, self.config,
-                        self.available_providers(), self.prices, await self._prepaid())
+                        self.available_providers(), self.prices, await self._prepaid(),
+                        self.manager.calibration)
         return digest, decision, the_plan
 
     async def ask(self, request: ChatRequest, *, capability: Capability | None = None,
@@ -339,7 +341,8 @@ class Router:
             "id": request_id, "source": source, "prompt": prompt,
             "digest": {k: v for k, v in digest.__dict__.items() if k != "text"},
             "decision": decision.decision.model_dump(), "decision_source": decision.source,
-            "manager_ms": round(decision.latency_s * 1000, 1), "overrides": the_plan.overrides,
+            "manager_ms": round(decision.latency_s * 1000, 1), "manager_tokens": decision.tokens,
+            "overrides": the_plan.overrides,
             "capability": the_plan.capability, "tier": model.tier if model else the_plan.tier,
             "provider": model.provider if model else None, "model": model.ref if model else None,
             "input_tokens": usage.input_tokens if usage else None,

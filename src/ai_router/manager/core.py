@@ -11,7 +11,7 @@ import asyncio
 import functools
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import pydantic
 
@@ -23,6 +23,7 @@ from . import evidence as ev
 from .cache import DEFAULT_SIZE, DecisionCache
 from .endpoint import Endpoint, EndpointChooser, NoEndpoint
 from .fallback import fallback_decision
+from .learning import Calibration, Learned, Learner
 from .prompt import ManagerPrompt
 from .retrieval import Neighbour, SeedBank
 from .structured import (
@@ -33,6 +34,9 @@ from .structured import (
     to_decision,
 )
 
+if TYPE_CHECKING:
+    from ..ledger import Ledger
+
 # The whitespace-free JSON takes ~40-60 tokens with a short reason; the cap only
 # bounds a model that goes wrong.
 DECISION_MAX_TOKENS = 128
@@ -42,11 +46,15 @@ FALLBACK_MODEL = "fallback"
 COLD_START_TIMEOUT_S = 30.0
 VOTE_K = 8  # nearest seed examples that vote (chosen on the seed bank, leave-one-out)
 PROMPT_K = 4  # of those, the nearest go into the prompt: each costs ~40 prompt tokens
+# A warm model asked to break a tie gets this long; then the evidence decides alone. Its
+# vote weighs 0.1, so waiting seconds for it would buy little (fresh p95 target 600 ms).
+TIEBREAK_TIMEOUT_S = 0.5
 
 # "combined": the evidence decides when it is confident, else the model proposes and the
 # evidence weighs its proposal; "model": the model's proposal as it is; "evidence": no model.
 DecisionMode = Literal["combined", "model", "evidence"]
-Source = Literal["model", "evidence", "fallback"]
+# "model_late": the model missed the tie-break deadline and the evidence decided
+Source = Literal["model", "evidence", "fallback", "model_late"]
 _DEFAULT_SEEDS = object()
 
 
@@ -71,13 +79,15 @@ class ManagerResult:
     latency_s: float
     model: str  # which local model decided, e.g. "embedded/SmolLM2-135M-Instruct"
     cached: bool = False  # the same question was decided before in this process
+    tokens: int | None = 0  # the local model's prompt + reply tokens; None: asked, unknown
 
 
 class Manager:
     def __init__(self, config: ManagerConfig, prompt: ManagerPrompt | None = None,
                  endpoint_ttl_s: float = 60.0, *, seeds: SeedBank | None | object = _DEFAULT_SEEDS,
                  mode: DecisionMode = "combined", cache_size: int = DEFAULT_SIZE,
-                 k: int = VOTE_K, prompt_k: int = PROMPT_K):
+                 k: int = VOTE_K, prompt_k: int = PROMPT_K,
+                 tiebreak_s: float = TIEBREAK_TIMEOUT_S):
         self.config = config
         self.prompt = prompt or ManagerPrompt.load()
         self.seeds: SeedBank | None = (SeedBank.load() if seeds is _DEFAULT_SEEDS
@@ -85,6 +95,10 @@ class Manager:
         self.mode = mode
         self.k = k
         self.prompt_k = prompt_k
+        self.tiebreak_s = tiebreak_s
+        self.learner: Learner | None = None
+        self.calibration: Calibration = {}  # see learn_from
+        self._relearning: asyncio.Task[Any] | None = None
         self.cache: DecisionCache[ManagerResult] = DecisionCache(cache_size)
         self.endpoints = EndpointChooser(config, ttl_s=endpoint_ttl_s)
         self._grammars = {True: decision_grammar(full=True), False: decision_grammar(full=False)}
@@ -99,11 +113,48 @@ class Manager:
         return await self._fresh(WARM_UP_DIGEST, time.perf_counter(), ask_model=True,
                                  even_if_confident=True)
 
+    def learn_from(self, ledger: Ledger) -> Learned:
+        """Learn from the ledger's outcomes (manager/learning.py): rated answers join the
+        seed examples, observed lengths calibrate the guard's output caps. Reloaded in the
+        background when feedback arrives or outcomes pile up."""
+        seeds = list(self.seeds.examples) if isinstance(self.seeds, SeedBank) else []
+        self.learner = Learner(ledger, seeds)
+        learned = self.learner.load()
+        self._apply(learned)
+        return learned
+
+    async def relearn(self) -> Learned | None:
+        """Reload what was learned now (tests and the eval call it; requests never wait)."""
+        if self.learner is None:
+            return None
+        learned = await asyncio.to_thread(self.learner.load)
+        self._apply(learned)
+        return learned
+
+    def _apply(self, learned: Learned) -> None:
+        self.calibration = learned.calibration
+        if _examples(learned.bank) != _examples(self.seeds):
+            self.seeds = learned.bank
+            self.cache.clear()  # decisions made with the old examples
+
+    def _check_learning(self) -> None:
+        """The per-request part of learning: two integer comparisons, rarely a reload task."""
+        if self.learner and not self._relearning and self.learner.stale():
+            task = asyncio.create_task(self.relearn())
+            self._relearning = task
+            task.add_done_callback(self._relearned)
+
+    def _relearned(self, task: asyncio.Task[Any]) -> None:
+        self._relearning = None
+        if not task.cancelled():
+            task.exception()  # a failed reload keeps the old examples; retried when stale
+
     async def decide(self, digest: Digest) -> ManagerResult:
         start = time.perf_counter()
+        self._check_learning()
         known = self.cache.get(digest)
         if known is not None:
-            return replace(known, latency_s=time.perf_counter() - start, cached=True)
+            return replace(known, latency_s=time.perf_counter() - start, cached=True, tokens=0)
         result = await self._fresh(digest, start, ask_model=self.mode != "evidence")
         if result.source != "fallback":  # a failure is not worth remembering
             self.cache.put(digest, result)
@@ -125,17 +176,28 @@ class Manager:
         state: dict[str, Endpoint] = {}
         timeout = self.config.timeout_s if self._warm else max(self.config.timeout_s,
                                                                  COLD_START_TIMEOUT_S)
+        tiebreak = weigh and self.mode == "combined" and self._warm and not even_if_confident
+        if tiebreak:
+            timeout = min(timeout, self.tiebreak_s)
         try:
-            reply = await asyncio.wait_for(self._ask(digest, neighbours, state, weigh), timeout)
+            reply, used = await asyncio.wait_for(self._ask(digest, neighbours, state, weigh),
+                                                 timeout)
         except Exception as e:  # noqa: BLE001 - every failure means "use the fallback"
             endpoint = state.get("endpoint")
+            if tiebreak and isinstance(e, TimeoutError):  # slow, not broken: keep the endpoint
+                return ManagerResult(
+                    decision=ev.decide(digest, evidence), source="model_late",
+                    fallback_reason=f"{endpoint.label if endpoint else 'the manager model'} "
+                    f"did not break the tie within {timeout:g}s; the evidence decided",
+                    latency_s=time.perf_counter() - start,
+                    model=endpoint.label if endpoint else FALLBACK_MODEL, tokens=None)
             if endpoint and _endpoint_failed(e):
                 self.endpoints.forget()
             return ManagerResult(
                 decision=ev.decide(digest, evidence) if weigh else fallback_decision(digest),
                 source="fallback", fallback_reason=self._describe(e, endpoint),
                 latency_s=time.perf_counter() - start,
-                model=endpoint.label if endpoint else FALLBACK_MODEL)
+                model=endpoint.label if endpoint else FALLBACK_MODEL, tokens=None)
         self._warm = True
         endpoint = state["endpoint"]
         if endpoint.kind == "ollama":
@@ -143,7 +205,8 @@ class Manager:
         decision = (ev.decide(digest, evidence, reply.capability, clean_reason(reply.reason))
                     if weigh else to_decision(reply, digest))  # type: ignore[arg-type]
         return ManagerResult(decision=decision, source="model", fallback_reason=None,
-                             latency_s=time.perf_counter() - start, model=endpoint.label)
+                             latency_s=time.perf_counter() - start, model=endpoint.label,
+                             tokens=used)
 
     def _weighs(self) -> bool:
         """Whether the evidence weighs the model's capability and sets tier and length.
@@ -151,7 +214,7 @@ class Manager:
         return self.mode != "model" and self.seeds is not None
 
     async def _ask(self, digest: Digest, neighbours: list[Neighbour],
-                   state: dict[str, Endpoint], weigh: bool) -> CapabilityReply:
+                   state: dict[str, Endpoint], weigh: bool) -> tuple[CapabilityReply, int | None]:
         endpoint = state["endpoint"] = await self.endpoints.get()
         return await asyncio.wait_for(self._call(endpoint, digest, neighbours, weigh),
                                       self._deadline(endpoint))
@@ -163,8 +226,10 @@ class Manager:
         return self.config.timeout_s
 
     async def _call(self, endpoint: Endpoint, digest: Digest, neighbours: list[Neighbour],
-                    weigh: bool) -> CapabilityReply:
-        return await self._client(endpoint.base_url).chat.completions.create(
+                    weigh: bool) -> tuple[CapabilityReply, int | None]:
+        """The model's reply and the tokens it took (prompt + reply), as the server counted."""
+        reply, completion = await self._client(
+            endpoint.base_url).chat.completions.create_with_completion(
             model=endpoint.model,
             response_model=CapabilityReply if weigh else ManagerReply,
             messages=self.prompt.messages(digest, neighbours[:self.prompt_k]),  # type: ignore[arg-type]
@@ -173,6 +238,8 @@ class Manager:
             temperature=0,
             extra_body=self._extra_body(endpoint, full=not weigh),
         )
+        usage = getattr(completion, "usage", None)
+        return reply, (usage.prompt_tokens + usage.completion_tokens) if usage else None
 
     def _client(self, base_url: str) -> Any:  # an instructor.AsyncInstructor
         loop = asyncio.get_running_loop()
@@ -227,6 +294,10 @@ class Manager:
 WARM_UP_DIGEST = Digest(text="Hello!", input_tokens=10, has_tools=False, has_images=False,
                         wants_json=False, turns=1, in_tool_loop=False, virtual_model="auto",
                         long_context=False)
+
+
+def _examples(bank: object) -> list[object] | None:
+    return bank.examples if isinstance(bank, SeedBank) else None
 
 
 def _unwrap(error: BaseException) -> BaseException:

@@ -94,8 +94,13 @@ def output_tokens(capability: Capability, digest: Digest, neighbours: list[Neigh
 
 
 def tier(capability: Capability, neighbours: list[Neighbour]) -> Tier:
-    """The tier the nearest examples of this capability needed, else the capability's."""
-    same = Counter(n.example.tier for n in neighbours if n.example.capability == capability)
+    """The tier the nearest examples of this capability needed, weighted by nearness (a
+    learned example of the very same request outweighs several loosely related ones),
+    else the capability's."""
+    same: Counter[Tier] = Counter()
+    for n in neighbours:
+        if n.example.capability == capability:
+            same[n.example.tier] += n.score
     return same.most_common(1)[0][0] if same else TIER_BY_CAPABILITY[capability]
 
 
