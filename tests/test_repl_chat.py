@@ -11,7 +11,9 @@ import asyncio
 import json
 import os
 import re
+import sqlite3
 import sys
+import time
 from io import StringIO
 from pathlib import Path
 
@@ -174,7 +176,7 @@ def test_a_chat_streams_answers_and_obeys_its_commands(up, tmp_path, monkeypatch
 def test_history_survives_a_restart_and_a_spent_budget_answers_locally(up, tmp_path,
                                                                        monkeypatch):
     up.reset()
-    plant_keys(monkeypatch, tmp_path, keys={})  # no keys at all
+    db = plant_keys(monkeypatch, tmp_path, keys={})  # no keys at all
     config = write_models_toml(tmp_path, up.urls, daily_usd=0.0)
     up.local.push(sse_reply(text_chunks("first local"), usage=usage_body(9, 2)),
                   sse_reply(text_chunks("second local"), usage=usage_body(9, 2)))
@@ -200,6 +202,21 @@ def test_history_survives_a_restart_and_a_spent_budget_answers_locally(up, tmp_p
     child.expect_exact("one more")
     child.expect_exact("over two lines")
     child.sendintr()  # Ctrl-C drops the recalled line unsent
+
+    # Ctrl-C stops a command stuck waiting (another process holds the ledger's write lock)
+    # and the chat goes on
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    send(child, "/budget")
+    time.sleep(1.0)  # let the command reach the ledger and wait there
+    child.sendintr()
+    child.expect_exact("(stopped)")
+    child.expect_exact(PROMPT)
+    holder.execute("ROLLBACK")
+    holder.close()
+    send(child, "/budget")
+    child.expect(r"limit \$0\.00")
+    child.expect_exact(PROMPT)
     child.sendeof()
     child.expect(pexpect.EOF)
     child.close()

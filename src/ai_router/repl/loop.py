@@ -1,11 +1,11 @@
-"""The chat loop: prompt, stream the answer, footer, notices; Ctrl-C stops an answer."""
+"""The chat loop: prompt, stream the answer, footer, notices; Ctrl-C stops what runs."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 
 from prompt_toolkit import PromptSession
 from rich.console import Console
@@ -25,6 +25,7 @@ class Chat:
         self.router, self.session, self.console = router, session, console
         self.done = False
         self.state: tuple[Tier, bool] = ("strong", False)  # the budget state last announced
+        self.running: list[asyncio.Task[None]] = []  # what Ctrl-C stops: the innermost
 
     async def run(self, prompt: PromptSession[str]) -> None:
         render.line(self.console, "ai-router chat · /help lists the commands · Ctrl-D leaves")
@@ -47,13 +48,16 @@ class Chat:
                 await warming
 
     async def handle(self, text: str) -> None:
-        try:
-            if text.startswith("/"):
-                await dispatch(self, text)
-            else:
-                await self.ask(text)
-        except RouterError as e:
-            render.error(self.console, str(e))
+        work = dispatch(self, text) if text.startswith("/") else self.ask(text)
+        task = asyncio.create_task(work)  # type: ignore[arg-type]
+        with self._interruptible(task):
+            await asyncio.wait([task])
+        if task.cancelled():  # Ctrl-C in a command (an answer says "(stopped)" itself)
+            render.line(self.console, "(stopped)")
+        elif isinstance(task.exception(), RouterError):
+            render.error(self.console, str(task.exception()))
+        elif task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
 
     def prompt_text(self) -> str:
         tags = [t for t in (self.session.pinned, "offline" if self.router.offline else None) if t]
@@ -66,7 +70,7 @@ class Chat:
         opened: list[RoutedStream] = []
         task = asyncio.create_task(self._stream(self.session.request(question, model),
                                                 printer, opened))
-        with _ctrl_c_cancels(task):
+        with self._interruptible(task):
             await asyncio.wait([task])
         printer.finish()
         stopped = task.cancelled()
@@ -142,15 +146,26 @@ class Chat:
             await self.router.manager.warm_up()
 
 
+    @contextmanager
+    def _interruptible(self, task: asyncio.Task[None]) -> Iterator[None]:
+        """While `task` runs, Ctrl-C (SIGINT) cancels it instead of leaving the chat. Tasks
+        nest (a command that streams an answer): Ctrl-C stops the innermost, once."""
+        self.running.append(task)
+        with _ctrl_c_stops(self.running) if len(self.running) == 1 else nullcontext():
+            try:
+                yield
+            finally:
+                self.running.pop()
+
+
 @contextmanager
-def _ctrl_c_cancels(task: asyncio.Task[None]) -> Iterator[None]:
-    """While an answer streams, Ctrl-C (SIGINT) cancels it once instead of leaving."""
+def _ctrl_c_stops(running: list[asyncio.Task[None]]) -> Iterator[None]:
     loop = asyncio.get_running_loop()
     previous = signal.getsignal(signal.SIGINT)
 
     def interrupt() -> None:
-        if not task.cancelling():  # a second Ctrl-C must not cut the ledger settlement
-            task.cancel()
+        if running and not running[-1].cancelling():  # a second Ctrl-C must not cut
+            running[-1].cancel()                       # the ledger settlement
 
     try:
         loop.add_signal_handler(signal.SIGINT, interrupt)
