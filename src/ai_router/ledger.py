@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
@@ -52,6 +52,33 @@ def m001_calls_and_outcomes(db: Database) -> None:
     db["outcomes"].create_index(["day"])
 
 
+# What one calls row adds to its day's totals: spent once settled or expired, held while
+# reserved (the sums `Ledger._totals` used to compute over all of the day's rows).
+_SPENT = "CASE WHEN {r}.status IN ('settled','expired') THEN coalesce({r}.cost_micro, 0) ELSE 0 END"
+_HELD = "CASE WHEN {r}.status='reserved' THEN {r}.reserved_micro ELSE 0 END"
+_ADD = ("INSERT INTO day_totals (day, spent_micro, reserved_micro) VALUES ({r}.day, {sign}"
+        + _SPENT + ", {sign}" + _HELD + ") ON CONFLICT(day) DO UPDATE SET"
+        " spent_micro = spent_micro + excluded.spent_micro,"
+        " reserved_micro = reserved_micro + excluded.reserved_micro;")
+
+
+@migrations()
+def m002_day_totals(db: Database) -> None:
+    """Running totals per day, so a reservation reads one row instead of summing the day's
+    calls (10 ms per transaction at 50k calls). Triggers keep them in the same transaction
+    as every change to `calls`, whoever writes it; existing rows are back-filled."""
+    conn = db.conn
+    conn.execute("CREATE TABLE day_totals (day TEXT PRIMARY KEY,"
+                 " spent_micro INTEGER NOT NULL, reserved_micro INTEGER NOT NULL)")
+    conn.execute("INSERT INTO day_totals SELECT day, sum(" + _SPENT.format(r="calls") + "),"
+                 " sum(" + _HELD.format(r="calls") + ") FROM calls GROUP BY day")
+    new, old = _ADD.format(r="NEW", sign=""), _ADD.format(r="OLD", sign="-")
+    conn.execute(f"CREATE TRIGGER calls_insert_totals AFTER INSERT ON calls BEGIN {new} END")
+    conn.execute(f"CREATE TRIGGER calls_update_totals AFTER UPDATE ON calls BEGIN {old} {new}"
+                 " END")
+    conn.execute(f"CREATE TRIGGER calls_delete_totals AFTER DELETE ON calls BEGIN {old} END")
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """Today's money, as the guard sees it."""
@@ -72,6 +99,7 @@ class Reservation:
     id: str
     day: str
     amount_micro: int
+    remaining_micro: int = 0  # what the day's limit still allowed once this was held
 
 
 def usd(micro: int) -> float:
@@ -110,19 +138,33 @@ class Ledger:
                 "INSERT INTO calls (id, day, request_id, provider, model, status, reserved_micro,"
                 " created_at, expires_at) VALUES (?, ?, ?, ?, ?, 'reserved', ?, ?, ?)",
                 (rid, day, request_id, provider, model, amount_micro, now, now + self.ttl_s))
-        return Reservation(rid, day, amount_micro)
+        remaining = max(0, limit_micro - spent - reserved - amount_micro)
+        return Reservation(rid, day, amount_micro, remaining)
 
-    def settle(self, reservation: Reservation, cost_micro: int, usage: Usage | None) -> None:
-        """Record the actual cost (the provider's usage is the truth) and free the rest."""
+    @overload
+    def settle(self, reservation: Reservation, cost_micro: int, usage: Usage | None) -> None: ...
+
+    @overload
+    def settle(self, reservation: Reservation, cost_micro: int, usage: Usage | None, *,
+               limit_micro: int) -> Snapshot: ...
+
+    def settle(self, reservation: Reservation, cost_micro: int, usage: Usage | None, *,
+               limit_micro: int | None = None) -> Snapshot | None:
+        """Record the actual cost (the provider's usage is the truth) and free the rest.
+        Given the day's limit, also return the money left after it (same transaction)."""
         u = usage or Usage(estimated=True)
+        now = self.clock()
         with self._immediate() as conn:
             conn.execute(
                 "UPDATE calls SET status='settled', cost_micro=?, settled_at=?, input_tokens=?,"
                 " cache_read_tokens=?, cache_write_tokens=?, output_tokens=?,"
                 " reasoning_tokens=?, usage_estimated=? WHERE id=?",
-                (max(0, cost_micro), self.clock(), u.input_tokens, u.cache_read_tokens,
+                (max(0, cost_micro), now, u.input_tokens, u.cache_read_tokens,
                  u.cache_write_tokens, u.output_tokens, u.reasoning_tokens, int(u.estimated),
                  reservation.id))
+            if limit_micro is None:
+                return None
+            return self._snapshot(conn, now, limit_micro)
 
     def release(self, reservation: Reservation) -> None:
         """The call failed before the provider did any billable work: nothing was spent."""
@@ -132,11 +174,8 @@ class Ledger:
 
     def snapshot(self, limit_micro: int) -> Snapshot:
         now = self.clock()
-        day = budget_day(now, self.tz)
         with self._immediate() as conn:
-            self._expire(conn, now)
-            spent, reserved = self._totals(conn, day)
-        return Snapshot(day, limit_micro, spent, reserved, day_elapsed_share(now, self.tz))
+            return self._snapshot(conn, now, limit_micro)
 
     def spend_by_model(self, day: str | None = None) -> list[dict[str, Any]]:
         day = day or budget_day(self.clock(), self.tz)
@@ -191,13 +230,17 @@ class Ledger:
         conn.execute("UPDATE calls SET status='expired', cost_micro=reserved_micro,"
                      " settled_at=? WHERE status='reserved' AND expires_at < ?", (now, now))
 
+    def _snapshot(self, conn: sqlite3.Connection, now: float, limit_micro: int) -> Snapshot:
+        day = budget_day(now, self.tz)
+        self._expire(conn, now)
+        spent, reserved = self._totals(conn, day)
+        return Snapshot(day, limit_micro, spent, reserved, day_elapsed_share(now, self.tz))
+
     @staticmethod
     def _totals(conn: sqlite3.Connection, day: str) -> tuple[int, int]:
-        spent, reserved = conn.execute(
-            "SELECT coalesce(sum(CASE WHEN status IN ('settled','expired') THEN cost_micro END),"
-            " 0), coalesce(sum(CASE WHEN status='reserved' THEN reserved_micro END), 0)"
-            " FROM calls WHERE day=?", (day,)).fetchone()
-        return spent, reserved
+        row = conn.execute("SELECT spent_micro, reserved_micro FROM day_totals WHERE day=?",
+                           (day,)).fetchone()
+        return (row[0], row[1]) if row else (0, 0)
 
     def _query(self, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
         with self._lock:

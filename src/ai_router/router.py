@@ -69,6 +69,7 @@ class RoutedStream:
     attempts: list[str]
     offline: bool
     reserved_micro: int  # what the ledger holds for it until it settles
+    remaining_micro: int  # the day's money left once that was held
     deltas: AsyncIterator[Delta] = field(init=False)  # set once the relay is built
     result: Routed | None = None
 
@@ -138,7 +139,7 @@ class Router:
             for cand in the_plan.candidates:
                 served = await self._try(request, cand, request_id, digest, attempts)
                 if served:
-                    completion, usage, cost = served
+                    completion, usage, cost, remaining = served
                     break
             else:
                 raise _no_route(the_plan, attempts)
@@ -148,11 +149,10 @@ class Router:
             raise
         if not attempts:  # a fallback answer does not decide the conversation's model
             self._remember(request, cand.model)
-        snapshot = await asyncio.to_thread(self.ledger.snapshot, self.limit_micro)
         self._log(request_id, source, digest, decision, the_plan, cand.model, usage, cost,
                   started, attempts, status="ok")
         return Routed(request_id, completion, cand.model, the_plan.capability, usage, cost,
-                      snapshot.remaining_micro, decision, the_plan.overrides, attempts,
+                      remaining, decision, the_plan.overrides, attempts,
                       the_plan.offline)
 
     async def open_stream(self, request: ChatRequest, *, capability: Capability | None = None,
@@ -189,7 +189,7 @@ class Router:
                 self._remember(request, cand.model)
             stream = RoutedStream(request_id, cand.model, the_plan.capability, decision,
                                   the_plan.overrides, attempts, the_plan.offline,
-                                  cand.reserve_micro)
+                                  cand.reserve_micro, reservation.remaining_micro)
             stream.deltas = self._relay(stream, first, upstream, cand, reservation, digest,
                                         the_plan, source, started)
             return stream
@@ -228,8 +228,8 @@ class Router:
                 cost = prices.cost_micro(cand.model, self.config.providers[cand.model.provider],
                                          usage)
             # synchronous on purpose: this may run while the task is being cancelled
-            self.ledger.settle(reservation, cost, usage)
-            remaining = self.ledger.snapshot(self.limit_micro).remaining_micro
+            remaining = self.ledger.settle(reservation, cost, usage,
+                                           limit_micro=self.limit_micro).remaining_micro
             self._log(stream.request_id, source, digest, stream.manager, the_plan, cand.model,
                       usage, cost, started, stream.attempts, status=status, error=error)
             stream.result = Routed(stream.request_id, received, cand.model, stream.capability,
@@ -248,7 +248,7 @@ class Router:
 
     async def _try(self, request: ChatRequest, cand: Candidate, request_id: str,
                    digest: Digest, attempts: list[str]
-                   ) -> tuple[Completion, Usage, int] | None:
+                   ) -> tuple[Completion, Usage, int, int] | None:
         model = cand.model
         reservation = await self._reserve(cand, request_id, attempts)
         if reservation is None:
@@ -268,8 +268,9 @@ class Router:
             raise
         usage = completion.usage or self._estimate_usage(digest, completion, cand.max_tokens)
         cost = prices.cost_micro(model, self.config.providers[model.provider], usage)
-        await asyncio.to_thread(self.ledger.settle, reservation, cost, usage)
-        return completion, usage, cost
+        after = await asyncio.to_thread(self.ledger.settle, reservation, cost, usage,
+                                        limit_micro=self.limit_micro)
+        return completion, usage, cost, after.remaining_micro
 
     async def _failed(self, reservation: Reservation, cand: Candidate, e: ProviderError,
                       attempts: list[str]) -> None:
