@@ -193,8 +193,10 @@ class Ledger:
                for k, v in outcome.items()}
         row.setdefault("ts", self.clock())
         row.setdefault("day", budget_day(row["ts"], self.tz))
-        with self._immediate():
-            self.db["outcomes"].insert(row, alter=False)
+        names = ", ".join(f'"{k}"' for k in row)  # our own field names, never user input
+        with self._immediate() as conn:  # plain SQL: sqlite-utils' insert costs 0.1 ms here
+            conn.execute(f"INSERT INTO outcomes ({names}) VALUES ({', '.join('?' * len(row))})",
+                         tuple(row.values()))
 
     def set_feedback(self, outcome_id: str, feedback: str) -> bool:
         with self._immediate() as conn:
