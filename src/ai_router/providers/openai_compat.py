@@ -60,8 +60,8 @@ class OpenAICompatAdapter(Adapter):
     async def complete(self, request: ChatRequest, model: str, max_tokens: int) -> Completion:
         params = request_params(request, model, max_tokens, self.config.max_tokens_field)
         async with self._errors():
-            response = await self.client.post(CHAT_PATH, body=params, cast_to=object,
-                                              options=AUTH)
+            response = await self.client.post(CHAT_PATH, content=_encoded(params),
+                                              cast_to=object, options=AUTH)
             return self._parse(completion_from_response, response)
 
     async def stream(self, request: ChatRequest, model: str,
@@ -70,8 +70,8 @@ class OpenAICompatAdapter(Adapter):
         params.update(stream=True, stream_options={"include_usage": True})
         finished = False
         async with self._errors():
-            chunks = await self.client.post(CHAT_PATH, body=params, cast_to=object,
-                                            options=AUTH, stream=True,
+            chunks = await self.client.post(CHAT_PATH, content=_encoded(params),
+                                            cast_to=object, options=AUTH, stream=True,
                                             stream_cls=openai.AsyncStream[object])
             async with chunks:
                 async for chunk in chunks:
@@ -107,6 +107,12 @@ def request_params(request: ChatRequest, model: str, max_tokens: int,
         if value is not None:
             params[name] = value
     return params
+
+
+def _encoded(params: dict[str, Any]) -> bytes:
+    # ASCII-escaped: half the time of the SDK's own encoder (ensure_ascii=False) on a
+    # 36k-character agent body, and the same JSON to the provider
+    return json.dumps(params).encode()
 
 
 def _reasoning(message: dict[str, Any]) -> str:
