@@ -6,7 +6,6 @@ router prices it, settles it and records the outcome.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import json
@@ -122,7 +121,7 @@ class Router:
         facts = Facts(input_tokens, has_tools=digest.has_tools,
                       tools_required=request.tools_required, has_images=digest.has_images,
                       wants_json=digest.wants_json, long_context=digest.long_context)
-        snapshot = await asyncio.to_thread(self.ledger.snapshot, self.limit_micro)
+        snapshot = await self.ledger.run(self.ledger.snapshot, self.limit_micro)
         the_plan = plan(decision.decision, facts, intent, snapshot, self.config,
                         self.available_providers(), self.prices, await self._prepaid())
         return digest, decision, the_plan
@@ -239,7 +238,7 @@ class Router:
     async def _reserve(self, cand: Candidate, request_id: str,
                        attempts: list[str]) -> Reservation | None:
         model = cand.model
-        reservation = await asyncio.to_thread(
+        reservation = await self.ledger.run(
             self.ledger.reserve, cand.reserve_micro, self.limit_micro, provider=model.provider,
             model=model.ref, request_id=request_id)
         if reservation is None:  # another process spent the money since the plan was made
@@ -268,7 +267,7 @@ class Router:
             raise
         usage = completion.usage or self._estimate_usage(digest, completion, cand.max_tokens)
         cost = prices.cost_micro(model, self.config.providers[model.provider], usage)
-        after = await asyncio.to_thread(self.ledger.settle, reservation, cost, usage,
+        after = await self.ledger.run(self.ledger.settle, reservation, cost, usage,
                                         limit_micro=self.limit_micro)
         return completion, usage, cost, after.remaining_micro
 
@@ -277,9 +276,9 @@ class Router:
         # each adapter masks its own key; an error may quote another one (a shared proxy)
         attempts.append(f"{cand.model.ref}: {self.keys.scrub(str(e))}")
         if e.maybe_billed:  # e.g. a read timeout: the provider may have done the work
-            await asyncio.to_thread(self.ledger.settle, reservation, cand.reserve_micro, None)
+            await self.ledger.run(self.ledger.settle, reservation, cand.reserve_micro, None)
         else:
-            await asyncio.to_thread(self.ledger.release, reservation)
+            await self.ledger.run(self.ledger.release, reservation)
         # a rejected request says nothing about the provider's health; anything else does
         if e.retryable and not cand.model.is_local and not isinstance(e, BadRequest):
             wait = e.retry_after_s if isinstance(e, RateLimited) and e.retry_after_s else None
