@@ -208,14 +208,18 @@ async def measure(direct: int, routed: int, cfg: argparse.Namespace, db: Path,
             r_body = encode(body, model="auto", stream=stream)
             await sequential(direct, d_body, 5)  # warm both paths up
             await sequential(routed, r_body, 5)
-            d, r, held = [], [], ledger_rows(db)
+            d, r, held, cpu = [], [], ledger_rows(db), 0.0
             for _ in range(cfg.rounds):  # A B A B …
                 d += await sequential(direct, d_body, cfg.n)
+                used = cpu_seconds(router_pid)
                 r += await sequential(routed, r_body, cfg.n)
+                cpu += cpu_seconds(router_pid) - used
             what = "TTFT, stream" if stream else "latency"
             for q, label in ((0.5, "p50"), (0.99, "p99")):
                 rows.append(row(f"{what} {label} c=1 (ms)", name, pct(d, q) * 1e3,
                                 pct(r, q) * 1e3, held))
+            rows.append(row(f"router CPU ms per request at c=1{', stream' if stream else ''}",
+                            name, float("nan"), cpu / len(r) * 1e3, held))
         d_body, r_body = encode(body, model="fast-model", stream=False), encode(
             body, model="auto", stream=False)
         d_rps, r_rps, held, cpu_ms = [], [], ledger_rows(db), []
@@ -487,7 +491,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-PACKAGES = ("ai_router", "openai", "httpx", "httpcore", "anyio", "h11", "uvicorn", "starlette",
+PACKAGES = ("ai_router", "openai", "httpx2", "httpcore2", "httpx", "httpcore", "anyio", "h11", "uvicorn", "starlette",
             "fastapi", "pydantic", "sqlite_utils", "asyncio", "json", "ssl", "concurrent",
             "threading", "logging", "re", "typing", "importlib")
 
