@@ -29,7 +29,7 @@ from .errors import LedgerError
 from .schema import Usage
 
 migrations = Migrations("ai-router")
-BUSY_TIMEOUT_MS = 30_000  # how long a write waits for another process's
+BUSY_TIMEOUT_MS = 30_000  # how long a write waits while another process holds the lock
 P = ParamSpec("P")
 T = TypeVar("T")
 
