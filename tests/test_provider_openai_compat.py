@@ -370,6 +370,8 @@ async def test_connection_refused_maps_to_unavailable():
     await adapter.aclose()
 
     assert isinstance(caught.value.__cause__, openai.APIConnectionError)
+    assert "cannot connect" in str(caught.value)
+    assert not caught.value.maybe_billed  # nothing reached the provider: nothing to charge
 
 
 async def test_read_timeout_maps_to_unavailable(upstream):
@@ -381,6 +383,7 @@ async def test_read_timeout_maps_to_unavailable(upstream):
     await adapter.aclose()
 
     assert isinstance(caught.value.__cause__, openai.APITimeoutError)
+    assert caught.value.maybe_billed  # the request was sent: the provider may have billed it
 
 
 @pytest.mark.parametrize("reply", [malformed_reply(), json_reply({"unexpected": True}),
