@@ -105,6 +105,23 @@ class Conn:
             self.writer.close()
 
 
+async def health(port: int, n: int) -> list[float]:
+    """The bare HTTP stack: GET /health through the same server and middlewares."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    out = []
+    try:
+        for _ in range(n):
+            start = time.perf_counter()
+            writer.write(b"GET /health HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = _LENGTH.search(head.lower())
+            await reader.readexactly(int(length.group(1)) if length else 0)
+            out.append(time.perf_counter() - start)
+    finally:
+        writer.close()
+    return out
+
+
 async def sequential(port: int, body: bytes, n: int) -> list[float]:
     """Concurrency 1: time to the first content (the whole answer when not streamed)."""
     conn = Conn(port)
@@ -202,20 +219,29 @@ def cpu_seconds(pid: int) -> float:
 async def measure(direct: int, routed: int, cfg: argparse.Namespace, db: Path,
                   router_pid: int) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
+    await health(routed, 50)
+    bare = [t for _ in range(cfg.rounds) for t in await health(routed, cfg.n)]
+    for q, label in ((0.5, "p50"), (0.99, "p99")):
+        rows.append(row(f"GET /health {label} c=1 (ms), routed port only", "–", float("nan"),
+                        pct(bare, q) * 1e3, 0))
     for name, body in bodies().items():
         for stream in (False, True):
             d_body = encode(body, model="fast-model", stream=stream)
             r_body = encode(body, model="auto", stream=stream)
             await sequential(direct, d_body, 5)  # warm both paths up
             await sequential(routed, r_body, 5)
-            d, r, held = [], [], ledger_rows(db)
+            d, r, held, cpu = [], [], ledger_rows(db), 0.0
             for _ in range(cfg.rounds):  # A B A B …
                 d += await sequential(direct, d_body, cfg.n)
+                used = cpu_seconds(router_pid)
                 r += await sequential(routed, r_body, cfg.n)
+                cpu += cpu_seconds(router_pid) - used
             what = "TTFT, stream" if stream else "latency"
             for q, label in ((0.5, "p50"), (0.99, "p99")):
                 rows.append(row(f"{what} {label} c=1 (ms)", name, pct(d, q) * 1e3,
                                 pct(r, q) * 1e3, held))
+            rows.append(row(f"router CPU ms per request at c=1{', stream' if stream else ''}",
+                            name, float("nan"), cpu / len(r) * 1e3, held))
         d_body, r_body = encode(body, model="fast-model", stream=False), encode(
             body, model="auto", stream=False)
         d_rps, r_rps, held, cpu_ms = [], [], ledger_rows(db), []
@@ -487,9 +513,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-PACKAGES = ("ai_router", "openai", "httpx", "httpcore", "anyio", "h11", "uvicorn", "starlette",
-            "fastapi", "pydantic", "sqlite_utils", "asyncio", "json", "ssl", "concurrent",
-            "threading", "logging", "re", "typing", "importlib")
+PACKAGES = ("ai_router", "openai", "httpx2", "httpcore2", "httpx", "httpcore", "anyio", "h11",
+            "uvicorn", "starlette", "fastapi", "pydantic", "sqlite_utils", "asyncio", "json",
+            "ssl", "concurrent", "threading", "logging", "re", "typing", "importlib")
 
 
 def profile_report(path: Path) -> str:

@@ -160,6 +160,21 @@ async def test_the_key_is_sent_as_a_bearer_token(upstream, adapter):
     assert upstream.requests[0].headers["authorization"] == f"Bearer {KEY}"
 
 
+async def test_requests_are_json_with_non_ascii_text_intact(upstream, adapter):
+    upstream.push(json_reply(completion_body("ok")),
+                  sse_reply([chunk_body({"content": "ok"}, finish_reason="stop")]))
+    request = ChatRequest.from_prompt("Grüße aus Köln, 東京 🚀")
+
+    await adapter.complete(request, "gpt-test", 10)
+    await collect(adapter, request)
+
+    for sent in upstream.requests:
+        assert sent.headers["content-type"] == "application/json"
+        assert sent.body["messages"] == request.messages
+    assert upstream.requests[1].body["stream"] is True
+    assert upstream.requests[1].body["stream_options"] == {"include_usage": True}
+
+
 async def test_tool_calls_round_trip_in_openai_shape(upstream, adapter):
     call = tool_call_body("call_abc", "get_weather", {"city": "Oslo"})
     upstream.push(json_reply(completion_body(None, tool_calls=[call])),
@@ -355,6 +370,8 @@ async def test_connection_refused_maps_to_unavailable():
     await adapter.aclose()
 
     assert isinstance(caught.value.__cause__, openai.APIConnectionError)
+    assert "cannot connect" in str(caught.value)
+    assert not caught.value.maybe_billed  # nothing reached the provider: nothing to charge
 
 
 async def test_read_timeout_maps_to_unavailable(upstream):
@@ -366,6 +383,7 @@ async def test_read_timeout_maps_to_unavailable(upstream):
     await adapter.aclose()
 
     assert isinstance(caught.value.__cause__, openai.APITimeoutError)
+    assert caught.value.maybe_billed  # the request was sent: the provider may have billed it
 
 
 @pytest.mark.parametrize("reply", [malformed_reply(), json_reply({"unexpected": True}),

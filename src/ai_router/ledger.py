@@ -8,16 +8,17 @@ orphaned by a crash expire after a TTL and are settled at their full amount.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar, overload
 from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
@@ -28,6 +29,9 @@ from .errors import LedgerError
 from .schema import Usage
 
 migrations = Migrations("ai-router")
+BUSY_TIMEOUT_MS = 30_000  # how long a write waits while another process holds the lock
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @migrations()
@@ -58,6 +62,33 @@ def m002_outcome_manager_tokens(db: Database) -> None:
     db["outcomes"].add_column("manager_tokens", int)
 
 
+# What one calls row adds to its day's totals: spent once settled or expired, held while
+# reserved (the sums `Ledger._totals` used to compute over all of the day's rows).
+_SPENT = "CASE WHEN {r}.status IN ('settled','expired') THEN coalesce({r}.cost_micro, 0) ELSE 0 END"
+_HELD = "CASE WHEN {r}.status='reserved' THEN {r}.reserved_micro ELSE 0 END"
+_ADD = ("INSERT INTO day_totals (day, spent_micro, reserved_micro) VALUES ({r}.day, {sign}"
+        + _SPENT + ", {sign}" + _HELD + ") ON CONFLICT(day) DO UPDATE SET"
+        " spent_micro = spent_micro + excluded.spent_micro,"
+        " reserved_micro = reserved_micro + excluded.reserved_micro;")
+
+
+@migrations()
+def m003_day_totals(db: Database) -> None:
+    """Running totals per day, so a reservation reads one row instead of summing the day's
+    calls (10 ms per transaction at 50k calls). Triggers keep them in the same transaction
+    as every change to `calls`, whoever writes it; existing rows are back-filled."""
+    conn = db.conn
+    conn.execute("CREATE TABLE day_totals (day TEXT PRIMARY KEY,"
+                 " spent_micro INTEGER NOT NULL, reserved_micro INTEGER NOT NULL)")
+    conn.execute("INSERT INTO day_totals SELECT day, sum(" + _SPENT.format(r="calls") + "),"
+                 " sum(" + _HELD.format(r="calls") + ") FROM calls GROUP BY day")
+    new, old = _ADD.format(r="NEW", sign=""), _ADD.format(r="OLD", sign="-")
+    conn.execute(f"CREATE TRIGGER calls_insert_totals AFTER INSERT ON calls BEGIN {new} END")
+    conn.execute(f"CREATE TRIGGER calls_update_totals AFTER UPDATE ON calls BEGIN {old} {new}"
+                 " END")
+    conn.execute(f"CREATE TRIGGER calls_delete_totals AFTER DELETE ON calls BEGIN {old} END")
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """Today's money, as the guard sees it."""
@@ -78,6 +109,11 @@ class Reservation:
     id: str
     day: str
     amount_micro: int
+    remaining_micro: int = 0  # what the day's limit still allowed once this was held
+
+
+class _Busy(Exception):
+    """The write lock is taken (another process, or another thread of this one)."""
 
 
 def usd(micro: int) -> float:
@@ -95,7 +131,21 @@ class Ledger:
                  clock: Clock = system_clock):
         self.path, self.tz, self.ttl_s, self.clock = Path(path), tz, ttl_s, clock
         self._lock = threading.Lock()
+        self._local = threading.local()  # .nowait: this thread must not wait for the lock
         self.db = open_database(self.path)
+
+    async def run(self, method: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Call one of this ledger's methods from the event loop: right there when the
+        write lock is free (a transaction takes ~0.03 ms, a thread hop more), else in a
+        worker thread, so waiting for another process's write never blocks the loop."""
+        self._local.nowait = True
+        try:
+            return method(*args, **kwargs)
+        except _Busy:
+            pass  # nothing was done: the transaction could not begin
+        finally:
+            self._local.nowait = False
+        return await asyncio.to_thread(method, *args, **kwargs)
 
     # -- the day's money ----------------------------------------------------------------
 
@@ -116,19 +166,33 @@ class Ledger:
                 "INSERT INTO calls (id, day, request_id, provider, model, status, reserved_micro,"
                 " created_at, expires_at) VALUES (?, ?, ?, ?, ?, 'reserved', ?, ?, ?)",
                 (rid, day, request_id, provider, model, amount_micro, now, now + self.ttl_s))
-        return Reservation(rid, day, amount_micro)
+        remaining = max(0, limit_micro - spent - reserved - amount_micro)
+        return Reservation(rid, day, amount_micro, remaining)
 
-    def settle(self, reservation: Reservation, cost_micro: int, usage: Usage | None) -> None:
-        """Record the actual cost (the provider's usage is the truth) and free the rest."""
+    @overload
+    def settle(self, reservation: Reservation, cost_micro: int, usage: Usage | None) -> None: ...
+
+    @overload
+    def settle(self, reservation: Reservation, cost_micro: int, usage: Usage | None, *,
+               limit_micro: int) -> Snapshot: ...
+
+    def settle(self, reservation: Reservation, cost_micro: int, usage: Usage | None, *,
+               limit_micro: int | None = None) -> Snapshot | None:
+        """Record the actual cost (the provider's usage is the truth) and free the rest.
+        Given the day's limit, also return the money left after it (same transaction)."""
         u = usage or Usage(estimated=True)
+        now = self.clock()
         with self._immediate() as conn:
             conn.execute(
                 "UPDATE calls SET status='settled', cost_micro=?, settled_at=?, input_tokens=?,"
                 " cache_read_tokens=?, cache_write_tokens=?, output_tokens=?,"
                 " reasoning_tokens=?, usage_estimated=? WHERE id=?",
-                (max(0, cost_micro), self.clock(), u.input_tokens, u.cache_read_tokens,
+                (max(0, cost_micro), now, u.input_tokens, u.cache_read_tokens,
                  u.cache_write_tokens, u.output_tokens, u.reasoning_tokens, int(u.estimated),
                  reservation.id))
+            if limit_micro is None:
+                return None
+            return self._snapshot(conn, now, limit_micro)
 
     def release(self, reservation: Reservation) -> None:
         """The call failed before the provider did any billable work: nothing was spent."""
@@ -138,11 +202,8 @@ class Ledger:
 
     def snapshot(self, limit_micro: int) -> Snapshot:
         now = self.clock()
-        day = budget_day(now, self.tz)
         with self._immediate() as conn:
-            self._expire(conn, now)
-            spent, reserved = self._totals(conn, day)
-        return Snapshot(day, limit_micro, spent, reserved, day_elapsed_share(now, self.tz))
+            return self._snapshot(conn, now, limit_micro)
 
     def spend_by_model(self, day: str | None = None) -> list[dict[str, Any]]:
         day = day or budget_day(self.clock(), self.tz)
@@ -168,8 +229,10 @@ class Ledger:
                for k, v in outcome.items()}
         row.setdefault("ts", self.clock())
         row.setdefault("day", budget_day(row["ts"], self.tz))
-        with self._immediate():
-            self.db["outcomes"].insert(row, alter=False)
+        names = ", ".join(f'"{k}"' for k in row)  # our own field names, never user input
+        with self._immediate() as conn:  # plain SQL: sqlite-utils' insert costs 0.1 ms here
+            conn.execute(f"INSERT INTO outcomes ({names}) VALUES ({', '.join('?' * len(row))})",
+                         tuple(row.values()))
         self._written += 1
 
     def set_feedback(self, outcome_id: str, feedback: str) -> bool:
@@ -202,9 +265,12 @@ class Ledger:
         """A write transaction that takes the lock up front, so read-check-write is atomic
         across processes (a deferred BEGIN would fail with 'database is locked')."""
         conn = self.db.conn
-        with self._lock:
+        nowait = getattr(self._local, "nowait", False)
+        if not self._lock.acquire(blocking=not nowait):
+            raise _Busy
+        try:
             try:
-                conn.execute("BEGIN IMMEDIATE")
+                self._begin(conn, nowait)
             except sqlite3.Error as e:
                 raise LedgerError(f"budget ledger {self.path} is unavailable: {e}") from e
             try:
@@ -218,19 +284,40 @@ class Ledger:
                                       " check free disk space and the file's permissions"
                                       ) from e
                 raise
+        finally:
+            self._lock.release()
+
+    @staticmethod
+    def _begin(conn: sqlite3.Connection, nowait: bool) -> None:
+        if not nowait:
+            conn.execute("BEGIN IMMEDIATE")  # waits up to busy_timeout
+            return
+        conn.execute("PRAGMA busy_timeout=0")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if e.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+                raise _Busy from e
+            raise
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
     def _expire(self, conn: sqlite3.Connection, now: float) -> None:
         # a crashed process never settles: count its hold as spent, the conservative side
         conn.execute("UPDATE calls SET status='expired', cost_micro=reserved_micro,"
                      " settled_at=? WHERE status='reserved' AND expires_at < ?", (now, now))
 
+    def _snapshot(self, conn: sqlite3.Connection, now: float, limit_micro: int) -> Snapshot:
+        day = budget_day(now, self.tz)
+        self._expire(conn, now)
+        spent, reserved = self._totals(conn, day)
+        return Snapshot(day, limit_micro, spent, reserved, day_elapsed_share(now, self.tz))
+
     @staticmethod
     def _totals(conn: sqlite3.Connection, day: str) -> tuple[int, int]:
-        spent, reserved = conn.execute(
-            "SELECT coalesce(sum(CASE WHEN status IN ('settled','expired') THEN cost_micro END),"
-            " 0), coalesce(sum(CASE WHEN status='reserved' THEN reserved_micro END), 0)"
-            " FROM calls WHERE day=?", (day,)).fetchone()
-        return spent, reserved
+        row = conn.execute("SELECT spent_micro, reserved_micro FROM day_totals WHERE day=?",
+                           (day,)).fetchone()
+        return (row[0], row[1]) if row else (0, 0)
 
     def _query(self, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
         with self._lock:
@@ -251,7 +338,7 @@ def open_database(path: Path) -> Database:
         conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         db = Database(conn)
         conn.execute("BEGIN IMMEDIATE")  # several processes may start on a fresh file at once
         try:

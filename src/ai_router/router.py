@@ -6,7 +6,6 @@ router prices it, settles it and records the outcome.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import json
@@ -69,6 +68,7 @@ class RoutedStream:
     attempts: list[str]
     offline: bool
     reserved_micro: int  # what the ledger holds for it until it settles
+    remaining_micro: int  # the day's money left once that was held
     deltas: AsyncIterator[Delta] = field(init=False)  # set once the relay is built
     result: Routed | None = None
 
@@ -122,7 +122,7 @@ class Router:
         facts = Facts(input_tokens, has_tools=digest.has_tools,
                       tools_required=request.tools_required, has_images=digest.has_images,
                       wants_json=digest.wants_json, long_context=digest.long_context)
-        snapshot = await asyncio.to_thread(self.ledger.snapshot, self.limit_micro)
+        snapshot = await self.ledger.run(self.ledger.snapshot, self.limit_micro)
         the_plan = plan(decision.decision, facts, intent, snapshot, self.config,
                         self.available_providers(), self.prices, await self._prepaid(),
                         self.manager.calibration)
@@ -140,7 +140,7 @@ class Router:
             for cand in the_plan.candidates:
                 served = await self._try(request, cand, request_id, digest, attempts)
                 if served:
-                    completion, usage, cost = served
+                    completion, usage, cost, remaining = served
                     break
             else:
                 raise _no_route(the_plan, attempts)
@@ -150,11 +150,10 @@ class Router:
             raise
         if not attempts:  # a fallback answer does not decide the conversation's model
             self._remember(request, cand.model)
-        snapshot = await asyncio.to_thread(self.ledger.snapshot, self.limit_micro)
         self._log(request_id, source, digest, decision, the_plan, cand.model, usage, cost,
                   started, attempts, status="ok")
         return Routed(request_id, completion, cand.model, the_plan.capability, usage, cost,
-                      snapshot.remaining_micro, decision, the_plan.overrides, attempts,
+                      remaining, decision, the_plan.overrides, attempts,
                       the_plan.offline)
 
     async def open_stream(self, request: ChatRequest, *, capability: Capability | None = None,
@@ -191,7 +190,7 @@ class Router:
                 self._remember(request, cand.model)
             stream = RoutedStream(request_id, cand.model, the_plan.capability, decision,
                                   the_plan.overrides, attempts, the_plan.offline,
-                                  cand.reserve_micro)
+                                  cand.reserve_micro, reservation.remaining_micro)
             stream.deltas = self._relay(stream, first, upstream, cand, reservation, digest,
                                         the_plan, source, started)
             return stream
@@ -230,8 +229,8 @@ class Router:
                 cost = prices.cost_micro(cand.model, self.config.providers[cand.model.provider],
                                          usage)
             # synchronous on purpose: this may run while the task is being cancelled
-            self.ledger.settle(reservation, cost, usage)
-            remaining = self.ledger.snapshot(self.limit_micro).remaining_micro
+            remaining = self.ledger.settle(reservation, cost, usage,
+                                           limit_micro=self.limit_micro).remaining_micro
             self._log(stream.request_id, source, digest, stream.manager, the_plan, cand.model,
                       usage, cost, started, stream.attempts, status=status, error=error)
             stream.result = Routed(stream.request_id, received, cand.model, stream.capability,
@@ -241,7 +240,7 @@ class Router:
     async def _reserve(self, cand: Candidate, request_id: str,
                        attempts: list[str]) -> Reservation | None:
         model = cand.model
-        reservation = await asyncio.to_thread(
+        reservation = await self.ledger.run(
             self.ledger.reserve, cand.reserve_micro, self.limit_micro, provider=model.provider,
             model=model.ref, request_id=request_id)
         if reservation is None:  # another process spent the money since the plan was made
@@ -250,7 +249,7 @@ class Router:
 
     async def _try(self, request: ChatRequest, cand: Candidate, request_id: str,
                    digest: Digest, attempts: list[str]
-                   ) -> tuple[Completion, Usage, int] | None:
+                   ) -> tuple[Completion, Usage, int, int] | None:
         model = cand.model
         reservation = await self._reserve(cand, request_id, attempts)
         if reservation is None:
@@ -270,17 +269,18 @@ class Router:
             raise
         usage = completion.usage or self._estimate_usage(digest, completion, cand.max_tokens)
         cost = prices.cost_micro(model, self.config.providers[model.provider], usage)
-        await asyncio.to_thread(self.ledger.settle, reservation, cost, usage)
-        return completion, usage, cost
+        after = await self.ledger.run(self.ledger.settle, reservation, cost, usage,
+                                        limit_micro=self.limit_micro)
+        return completion, usage, cost, after.remaining_micro
 
     async def _failed(self, reservation: Reservation, cand: Candidate, e: ProviderError,
                       attempts: list[str]) -> None:
         # each adapter masks its own key; an error may quote another one (a shared proxy)
         attempts.append(f"{cand.model.ref}: {self.keys.scrub(str(e))}")
         if e.maybe_billed:  # e.g. a read timeout: the provider may have done the work
-            await asyncio.to_thread(self.ledger.settle, reservation, cand.reserve_micro, None)
+            await self.ledger.run(self.ledger.settle, reservation, cand.reserve_micro, None)
         else:
-            await asyncio.to_thread(self.ledger.release, reservation)
+            await self.ledger.run(self.ledger.release, reservation)
         # a rejected request says nothing about the provider's health; anything else does
         if e.retryable and not cand.model.is_local and not isinstance(e, BadRequest):
             wait = e.retry_after_s if isinstance(e, RateLimited) and e.retry_after_s else None

@@ -23,6 +23,12 @@ from .base import Adapter, ErrorMap, error_for_status, retry_after_seconds, scru
 PASSED_THROUGH = ("messages", "tools", "tool_choice", "response_format", "temperature",
                   "top_p", "stop", "reasoning_effort")
 MAX_MESSAGE = 300  # characters of a provider's error message worth keeping
+# The request is already in OpenAI's shape, so it goes through the SDK client's own `post`
+# (its auth, timeouts, error types and SSE decoding) without `chat.completions.create`'s
+# per-request walk of every message and tool schema against the SDK's types, and the
+# reply stays plain JSON instead of being built into models: 1–3 ms less per call.
+CHAT_PATH = "/chat/completions"
+AUTH: Any = {"security": {"bearer_auth": True}}  # what create() asks of the client
 T = TypeVar("T")
 
 
@@ -54,16 +60,19 @@ class OpenAICompatAdapter(Adapter):
     async def complete(self, request: ChatRequest, model: str, max_tokens: int) -> Completion:
         params = request_params(request, model, max_tokens, self.config.max_tokens_field)
         async with self._errors():
-            response = await self.client.chat.completions.create(**params)
+            response = await self.client.post(CHAT_PATH, content=_encoded(params),
+                                              cast_to=object, options=AUTH)
             return self._parse(completion_from_response, response)
 
     async def stream(self, request: ChatRequest, model: str,
                      max_tokens: int) -> AsyncIterator[Delta]:
         params = request_params(request, model, max_tokens, self.config.max_tokens_field)
+        params.update(stream=True, stream_options={"include_usage": True})
         finished = False
         async with self._errors():
-            chunks = await self.client.chat.completions.create(
-                **params, stream=True, stream_options={"include_usage": True})
+            chunks = await self.client.post(CHAT_PATH, content=_encoded(params),
+                                            cast_to=object, options=AUTH, stream=True,
+                                            stream_cls=openai.AsyncStream[object])
             async with chunks:
                 async for chunk in chunks:
                     delta = self._parse(delta_from_chunk, chunk)
@@ -74,8 +83,8 @@ class OpenAICompatAdapter(Adapter):
             raise Unavailable(self.name, "the stream ended before the answer was finished")
 
     def _parse(self, convert: Callable[[Any], T], value: Any) -> T:
-        # The SDK builds its types without validation, so a body missing required fields
-        # only shows up here, as attribute or index errors.
+        # The body is plain JSON (see CHAT_PATH), so a body missing required fields only
+        # shows up here, as key, index or type errors.
         try:
             return convert(value)
         except (AttributeError, IndexError, KeyError, TypeError, ValueError) as e:
@@ -100,58 +109,64 @@ def request_params(request: ChatRequest, model: str, max_tokens: int,
     return params
 
 
-def _extra(obj: Any, name: str) -> Any:
-    """A field the SDK's types do not declare (kept by its models as an extra)."""
-    return (getattr(obj, "model_extra", None) or {}).get(name)
+def _encoded(params: dict[str, Any]) -> bytes:
+    # ASCII-escaped: half the time of the SDK's own encoder (ensure_ascii=False) on a
+    # 36k-character agent body, and the same JSON to the provider
+    return json.dumps(params).encode()
 
 
-def _reasoning(message: Any) -> str:
+def _reasoning(message: dict[str, Any]) -> str:
     # DeepSeek/Qwen/Kimi/GLM: reasoning_content; OpenRouter: reasoning
-    value = _extra(message, "reasoning_content") or _extra(message, "reasoning")
+    value = message.get("reasoning_content") or message.get("reasoning")
     return value if isinstance(value, str) else ""
 
 
-def usage_from_openai(usage: Any) -> Usage | None:
+def usage_from_openai(usage: dict[str, Any] | None) -> Usage | None:
     """prompt_tokens already includes cached tokens; completion_tokens includes reasoning."""
     if usage is None:
         return None
-    prompt_details = getattr(usage, "prompt_tokens_details", None)
-    cached = getattr(prompt_details, "cached_tokens", None)
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
     if cached is None:  # DeepSeek: prompt_cache_hit_tokens; Moonshot: top-level cached_tokens
-        cached = _extra(usage, "prompt_cache_hit_tokens") or _extra(usage, "cached_tokens")
-    completion_details = getattr(usage, "completion_tokens_details", None)
-    return Usage(input_tokens=usage.prompt_tokens or 0,
+        cached = usage.get("prompt_cache_hit_tokens") or usage.get("cached_tokens")
+    reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
+    return Usage(input_tokens=usage.get("prompt_tokens") or 0,
                  cache_read_tokens=cached or 0,
-                 output_tokens=usage.completion_tokens or 0,
-                 reasoning_tokens=getattr(completion_details, "reasoning_tokens", None) or 0)
+                 output_tokens=usage.get("completion_tokens") or 0,
+                 reasoning_tokens=reasoning or 0)
 
 
-def completion_from_response(response: Any) -> Completion:
-    choice = response.choices[0]
-    message = choice.message
+def _without_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def completion_from_response(response: dict[str, Any]) -> Completion:
+    choice = response["choices"][0]
+    message = choice["message"]
     return Completion(
-        text=message.content or "",
+        text=message.get("content") or "",
         reasoning=_reasoning(message),
-        tool_calls=[c.model_dump(exclude_none=True) for c in message.tool_calls or []],
-        finish_reason=choice.finish_reason or "stop",
-        usage=usage_from_openai(response.usage),
-        model=response.model or "")
+        tool_calls=[_without_none(c) for c in message.get("tool_calls") or []],
+        finish_reason=choice.get("finish_reason") or "stop",
+        usage=usage_from_openai(response.get("usage")),
+        model=response.get("model") or "")
 
 
-def delta_from_chunk(chunk: Any) -> Delta | None:
+def delta_from_chunk(chunk: dict[str, Any]) -> Delta | None:
     """One SSE chunk as one Delta (text and tool-call fragments together, so neither is
     lost when a provider sends both in a single chunk). None when the chunk is empty."""
-    delta = Delta(usage=usage_from_openai(getattr(chunk, "usage", None)))
-    for choice in chunk.choices[:1]:
-        d = choice.delta
-        delta.text = d.content or ""
+    delta = Delta(usage=usage_from_openai(chunk.get("usage")))
+    for choice in chunk["choices"][:1]:
+        d = choice["delta"]
+        delta.text = d.get("content") or ""
         delta.reasoning = _reasoning(d)
         delta.tool_calls = [
-            ToolCallDelta(index=c.index, id=c.id,
-                          name=c.function.name if c.function else None,
-                          arguments=(c.function.arguments if c.function else None) or "")
-            for c in d.tool_calls or []]
-        delta.finish_reason = choice.finish_reason
+            ToolCallDelta(index=c["index"], id=c.get("id"),
+                          name=(c.get("function") or {}).get("name"),
+                          arguments=(c.get("function") or {}).get("arguments") or "")
+            for c in d.get("tool_calls") or []]
+        delta.finish_reason = choice.get("finish_reason")
     empty = not (delta.text or delta.reasoning or delta.tool_calls or delta.finish_reason
                  or delta.usage)
     return None if empty else delta

@@ -122,11 +122,10 @@ def parse_chat_request(raw: bytes, router: Router) -> ChatRequest:
 async def _stream(router: Router, chat: ChatRequest) -> SSEResponse:
     stream = await router.open_stream(chat, source="server")
     try:
-        snap = await asyncio.to_thread(router.ledger.snapshot, router.limit_micro)
         headers = routing_headers(
             request_id=stream.request_id, model=stream.model, capability=stream.capability,
             manager=stream.manager, cost_micro=stream.reserved_micro,
-            remaining_micro=snap.remaining_micro, offline=stream.offline)
+            remaining_micro=stream.remaining_micro, offline=stream.offline)
     except BaseException:
         await aclose(stream.deltas)  # settles the reservation
         raise

@@ -33,8 +33,19 @@ def serve(host: Annotated[str, typer.Option(
     err.print(f"ai-router: serving http://{host}:{port}/v1"
               f"{' (bearer key required)' if api_key else ''}"
               f"{' (offline-only)' if router.offline else ''}", highlight=False)
-    uvicorn.run(create_app(router, api_key=api_key, max_body_bytes=int(max_body_mb * 2**20)),
-                host=host, port=port, log_level="info", log_config=_log_config())
+    app_ = create_app(router, api_key=api_key, max_body_bytes=int(max_body_mb * 2**20))
+    _freeze_startup_objects()
+    uvicorn.run(app_, host=host, port=port, log_level="info", log_config=_log_config())
+
+
+def _freeze_startup_objects() -> None:
+    """Keep the ~160k objects built at import (SDK types, pydantic models) out of the
+    garbage collector's full passes: each one walked them all, a 40 ms pause that landed
+    on whichever request was running (the server's p99)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def _log_config() -> dict:

@@ -25,14 +25,15 @@ MAX_JSON_DEPTH = 64
 
 def too_deep(value: object, limit: int = MAX_JSON_DEPTH) -> bool:
     """Whether parsed JSON nests deeper than `limit` (iterative: no recursion to exhaust)."""
-    stack = [(value, 1)]
+    if not isinstance(value, dict | list):
+        return False
+    stack = [(value, 1)]  # containers only: an agent body has thousands of leaves
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            if depth > limit:
-                return True
-            stack += [(x, depth + 1) for x in (item.values() if isinstance(item, dict)
-                                               else item)]
+        if depth > limit:
+            return True
+        stack += [(x, depth + 1) for x in (item.values() if isinstance(item, dict) else item)
+                  if isinstance(x, dict | list)]
     return False
 
 
