@@ -5,7 +5,7 @@
     uv run python bench/routellm.py --routellm /tmp/RouteLLM --write-split /tmp/rl   # train/test
     uv run python bench/routellm.py --records /tmp/rl/test.jsonl --scores learned.jsonl
     nice -n 10 uv run python bench/routellm.py --routellm /tmp/RouteLLM \
-        --arms evidence,learned --learn-privacy preview,full          # learning from outcomes
+        --arms evidence,learned --learn-privacy preview,full --learn-labels all,tier
 
 For GSM8K, MMLU and MT-Bench, RouteLLM recorded how a weak model (Mixtral-8x7B) and a
 strong one (GPT-4-1106) did on every prompt (bench/routellm_data.py). Each prompt goes
@@ -127,10 +127,13 @@ def figures(records: list[data.Record], scorers: dict[str, dict[str, list]]) -> 
 META = ("decision", "sources", "learning")  # what a scorer reports beside its scores
 
 
-def to_item(r: data.Record) -> evaluate.Item:
-    """A record as `ai-router eval` reads its --write-split line: labelled, so replayable."""
+def to_item(r: data.Record, labels: str = "all") -> evaluate.Item:
+    """A record as `ai-router eval` reads its --write-split line: labelled, so replayable.
+    `labels="tier"` leaves the capability out, so the replayed feedback judges the tier alone
+    (the outcomes only say which model was needed; the capability is our subject mapping)."""
     line = data.eval_line(r)
-    return evaluate.Item(r.prompt, line["label_capability"], line["label_tier"], r.ref_tokens)
+    return evaluate.Item(r.prompt, line["label_capability"] if labels == "all" else None,
+                         line["label_tier"], r.ref_tokens)
 
 
 def halves(records: list[data.Record]) -> tuple[list[data.Record], list[data.Record]]:
@@ -143,12 +146,14 @@ def halves(records: list[data.Record]) -> tuple[list[data.Record], list[data.Rec
 
 
 async def learned_arm(train: list[data.Record], test: list[data.Record], config: Any,
-                      privacy: str) -> dict[str, Any]:
-    """Replay TRAIN as rated outcomes (logged with `privacy`), then score TEST with the
-    evidence arm over the seed bank plus what was learned."""
+                      privacy: str, labels: str = "all") -> dict[str, Any]:
+    """Replay TRAIN as rated outcomes (logged with `privacy`, judged by `labels`), then score
+    TEST with the evidence arm over the seed bank plus what was learned."""
     start = time.perf_counter()
     bank, learning = await evaluate.learned_bank(
-        [to_item(r) for r in train], config.model_copy(update={"privacy": privacy}), "evidence")
+        [to_item(r, labels) for r in train], config.model_copy(update={"privacy": privacy}),
+        "evidence")
+    learning["labels"] = labels
     learning["replay_s"] = round(time.perf_counter() - start, 1)
     return {**await score_arm("learned", test, config, seeds=bank), "learning": learning}
 
@@ -213,6 +218,9 @@ def main() -> None:
     p.add_argument("--learn-privacy", default=None,
                    help="the outcome log's privacy during the learned arm's replay, comma-"
                    "separated of preview, full (default: the configured one)")
+    p.add_argument("--learn-labels", default="all",
+                   help="what the replayed feedback judges, comma-separated of all (capability "
+                   "and tier, as `ai-router eval --learn-from`), tier (the tier alone)")
     p.add_argument("--train-limit", type=int,
                    help="replay a fixed sample of N TRAIN prompts per benchmark")
     p.add_argument("--only", choices=("train", "test"), help="only this half of the split")
@@ -250,6 +258,9 @@ def main() -> None:
     if bad := set(privacies) - {"preview", "full"}:
         p.error(f"--learn-privacy: {', '.join(sorted(bad))}: nothing is learned without a "
                 "prompt; use preview or full")
+    labelling = args.learn_labels.split(",")
+    if bad := set(labelling) - {"all", "tier"}:
+        p.error(f"--learn-labels: unknown {', '.join(sorted(bad))}; use all, tier")
     report = {}
     for name, rs in records.items():
         train: list[data.Record] = []
@@ -263,8 +274,10 @@ def main() -> None:
                 scorers[arm] = asyncio.run(score_arm(arm, rs, config))
                 continue
             for privacy in privacies:
-                scorers[f"learned-{privacy}"] = asyncio.run(
-                    learned_arm(train, rs, config, privacy))
+                for labels in labelling:
+                    suffix = "" if labels == "all" else f"-{labels}"
+                    scorers[f"learned-{privacy}{suffix}"] = asyncio.run(
+                        learned_arm(train, rs, config, privacy, labels))
         scorers |= {path.stem: external_scores(path, rs) for path in args.scores}
         report[name] = figures(rs, scorers)
         if not args.json:
