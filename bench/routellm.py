@@ -93,7 +93,11 @@ async def score_arm(arm: str, records: list[data.Record], config: Any,
             "sources": dict(Counter(o.result.source for o in outcomes))}
 
 
-def figures(records: list[data.Record], scorers: dict[str, dict[str, list]]) -> dict[str, Any]:
+def figures(records: list[data.Record], scorers: dict[str, dict[str, Any]],
+            rounds: int = 0) -> dict[str, Any]:
+    """The table for one benchmark. With `rounds`, each scorer's strong-call share also gets
+    a paired bootstrap 95% interval of its difference from random's and, for a learned arm,
+    from the unlearned evidence arm's (the same way: tier or tier+)."""
     weak = [r.weak for r in records]
     strong = [r.strong for r in records]
     n = len(records)
@@ -118,6 +122,14 @@ def figures(records: list[data.Record], scorers: dict[str, dict[str, list]]) -> 
                                                                                 strong)
             rows[name]["gain_by_tier"] = gain_by_tier(scorers[arm]["decision"], records)
             rows[name]["sources"] = scorers[arm]["sources"]  # who decided: model, evidence...
+    if rounds:
+        mine = {name: scores for name, scores in ranked.items() if not name.startswith("oracle")}
+        shares = cq.resampled_shares(mine, weak, strong, rounds)
+        for name in mine:
+            rows[name]["vs_random"] = cq.interval(shares[name], shares["random"])
+            unlearned = "evidence " + name.split()[-1]
+            if name.startswith("learned") and unlearned in shares:
+                rows[name]["vs_unlearned"] = cq.interval(shares[name], shares[unlearned])
     return {"n": n, "weak": weak_q, "strong": strong_q, "target": target,
             "needs_strong": sum(r.needs_strong for r in records) / n,
             "published_share": PUBLISHED_STRONG_SHARE.get(records[0].benchmark), "rows": rows,
@@ -195,6 +207,11 @@ def print_figures(name: str, f: dict[str, Any]) -> None:
                f"(decided by {row['sources']})" if "own_share" in row else "")
         apgr = f"{row['apgr']:.3f}" if "apgr" in row else ""
         print(f"  {scorer:26} {_pct(row['share_for_95']):>20} {apgr:>6}   {own}")
+        for versus in ("vs_random", "vs_unlearned"):
+            if versus in row:
+                low, high = row[versus]
+                print(f"  {'':28}{versus}: {100 * low:+.1f} to {100 * high:+.1f} points "
+                      "(95% bootstrap)")
         for tier, (share, gain) in row.get("gain_by_tier", {}).items():
             print(f"  {'':28}{tier:>6}: {_pct(share):>6} of prompts, strong - weak {gain:+.3f}")
 
@@ -221,6 +238,8 @@ def main() -> None:
     p.add_argument("--learn-labels", default="all",
                    help="what the replayed feedback judges, comma-separated of all (capability "
                    "and tier, as `ai-router eval --learn-from`), tier (the tier alone)")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="ROUNDS",
+                   help="paired bootstrap intervals of the strong-call share differences")
     p.add_argument("--train-limit", type=int,
                    help="replay a fixed sample of N TRAIN prompts per benchmark")
     p.add_argument("--only", choices=("train", "test"), help="only this half of the split")
@@ -279,7 +298,7 @@ def main() -> None:
                     scorers[f"learned-{privacy}{suffix}"] = asyncio.run(
                         learned_arm(train, rs, config, privacy, labels))
         scorers |= {path.stem: external_scores(path, rs) for path in args.scores}
-        report[name] = figures(rs, scorers)
+        report[name] = figures(rs, scorers, args.bootstrap)
         if not args.json:
             print_figures(name, report[name])
     if args.json:

@@ -76,6 +76,32 @@ def test_scores_and_outcomes_must_pair_up():
         cq.curve([0.1, 0.2], WEAK, STRONG)
 
 
+def test_share_for_counts_never_as_calling_strong_every_time():
+    assert cq.share_for([0.1, 0.2, 0.9, 0.3], WEAK, STRONG) == 0.25
+    # the strong model is worse here, yet 95% of its quality is reached with none of it
+    assert cq.share_for([0, 0], [1.0, 1.0], [0.0, 1.0]) == 0.0
+
+
+def test_the_bootstrap_pairs_scorers_on_the_same_resamples():
+    weak, strong = WEAK * 25, STRONG * 25
+    perfect = [0.9 if (w, s) == (0.0, 1.0) else 0.0 for w, s in zip(weak, strong)]
+    shares = cq.resampled_shares({"perfect": perfect, "same": list(perfect),
+                                  "tied": [0] * len(weak)}, weak, strong, rounds=50)
+    assert all(len(v) == 50 for v in shares.values())
+    assert cq.interval(shares["perfect"], shares["same"]) == (0.0, 0.0)  # paired: no noise
+    low, high = cq.interval(shares["perfect"], shares["random"])
+    assert high < 0  # the perfect ranker needs fewer strong calls on every resample
+    # tied scores are random order: within a prompt or so of the analytic random share
+    tied_low, tied_high = cq.interval(shares["tied"], shares["random"])
+    assert -0.02 <= tied_low <= tied_high <= 0.02
+
+
+def test_the_interval_is_the_central_share_of_the_differences():
+    a = [float(i) for i in range(100)]
+    assert cq.interval(a, [0.0] * 100) == (2.0, 97.0)
+    assert cq.interval(a, [0.0] * 100, level=0.5) == (25.0, 74.0)
+
+
 # ------------------------------------------- the learned arm (bench/routellm.py), synthetic
 
 def _bench_module(name):
