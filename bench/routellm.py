@@ -262,6 +262,14 @@ def main() -> None:
     if args.write_split and args.write_split.resolve().is_relative_to(REPO):
         p.error("--write-split: name a folder outside this repository (the split is made of "
                 "benchmark test items, which nothing here may ship or learn from)")
+    config = load_config(args.config)
+    privacies = (args.learn_privacy or config.privacy).split(",")
+    if bad := set(privacies) - {"preview", "full"}:
+        p.error(f"--learn-privacy: {', '.join(sorted(bad))}: nothing is learned without a "
+                "prompt; use preview or full")
+    labelling = args.learn_labels.split(",")
+    if bad := set(labelling) - {"all", "tier"}:
+        p.error(f"--learn-labels: unknown {', '.join(sorted(bad))}; use all, tier")
     wanted = args.benchmarks.split(",")
     records = (data.load(args.routellm, wanted) if args.routellm
                else {b: rs for b, rs in data.read_split(args.records).items() if b in wanted})
@@ -272,14 +280,6 @@ def main() -> None:
     if args.only:
         records = {b: [r for r in rs if data.in_test(r.prompt) == (args.only == "test")]
                    for b, rs in records.items()}
-    config = load_config(args.config)
-    privacies = (args.learn_privacy or config.privacy).split(",")
-    if bad := set(privacies) - {"preview", "full"}:
-        p.error(f"--learn-privacy: {', '.join(sorted(bad))}: nothing is learned without a "
-                "prompt; use preview or full")
-    labelling = args.learn_labels.split(",")
-    if bad := set(labelling) - {"all", "tier"}:
-        p.error(f"--learn-labels: unknown {', '.join(sorted(bad))}; use all, tier")
     report = {}
     for name, rs in records.items():
         train: list[data.Record] = []
