@@ -9,6 +9,7 @@ order that happens to suit the figure.
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
 
@@ -60,3 +61,38 @@ def at_decision(chosen: Sequence[bool], weak: Sequence[float],
     """(share sent to strong, mean quality) when exactly the chosen prompts go to strong."""
     quality = [s if c else w for c, w, s in zip(chosen, weak, strong, strict=True)]
     return sum(chosen) / len(chosen), sum(quality) / len(quality)
+
+
+def share_for(scores: Sequence[Hashable], weak: Sequence[float],
+              strong: Sequence[float]) -> float:
+    """The smallest share of strong calls keeping QUALITY_SHARE of the strong model's quality
+    (1.0 when only calling strong every time gets there)."""
+    target = QUALITY_SHARE * sum(strong) / len(strong)
+    found = share_needed(curve(scores, weak, strong), target)
+    return 1.0 if found is None else found
+
+
+def resampled_shares(scorers: dict[str, Sequence[Hashable]], weak: Sequence[float],
+                     strong: Sequence[float], rounds: int,
+                     seed: int = 0) -> dict[str, list[float]]:
+    """`share_for` of each scorer, and of random routing (analytic), on `rounds` bootstrap
+    resamples of the prompts; every scorer sees the same resample, so differences pair up."""
+    rng = random.Random(seed)
+    n = len(weak)
+    shares: dict[str, list[float]] = {name: [] for name in ("random", *scorers)}
+    for _ in range(rounds):
+        picked = [rng.randrange(n) for _ in range(n)]
+        w, s = [weak[i] for i in picked], [strong[i] for i in picked]
+        weak_q, strong_q = sum(w) / n, sum(s) / n
+        shares["random"].append(min(1.0, random_share(weak_q, strong_q,
+                                                      QUALITY_SHARE * strong_q)))
+        for name, scores in scorers.items():
+            shares[name].append(share_for([scores[i] for i in picked], w, s))
+    return shares
+
+
+def interval(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """The central `level` interval of the paired differences a − b."""
+    diffs = sorted(x - y for x, y in zip(a, b, strict=True))
+    cut = int(len(diffs) * (1 - level) / 2 + 1e-9)  # rounded down: never narrower
+    return diffs[cut], diffs[len(diffs) - 1 - cut]

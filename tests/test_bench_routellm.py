@@ -1,9 +1,14 @@
-"""The cost/quality arithmetic behind bench/routellm.py, on hand-made outcomes."""
+"""The cost/quality arithmetic behind bench/routellm.py, and its learned arm, on hand-made
+outcomes."""
 
+import asyncio
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
+
+from ai_router.config import load_config
 
 _PATH = Path(__file__).resolve().parents[1] / "bench" / "costquality.py"
 _SPEC = importlib.util.spec_from_file_location("costquality", _PATH)
@@ -69,3 +74,92 @@ def test_routing_exactly_the_chosen_prompts():
 def test_scores_and_outcomes_must_pair_up():
     with pytest.raises(ValueError):
         cq.curve([0.1, 0.2], WEAK, STRONG)
+
+
+def test_share_for_counts_never_as_calling_strong_every_time():
+    assert cq.share_for([0.1, 0.2, 0.9, 0.3], WEAK, STRONG) == 0.25
+    # the strong model is worse here, yet 95% of its quality is reached with none of it
+    assert cq.share_for([0, 0], [1.0, 1.0], [0.0, 1.0]) == 0.0
+
+
+def test_the_bootstrap_pairs_scorers_on_the_same_resamples():
+    weak, strong = WEAK * 25, STRONG * 25
+    perfect = [0.9 if (w, s) == (0.0, 1.0) else 0.0 for w, s in zip(weak, strong)]
+    shares = cq.resampled_shares({"perfect": perfect, "same": list(perfect),
+                                  "tied": [0] * len(weak)}, weak, strong, rounds=50)
+    assert all(len(v) == 50 for v in shares.values())
+    assert cq.interval(shares["perfect"], shares["same"]) == (0.0, 0.0)  # paired: no noise
+    low, high = cq.interval(shares["perfect"], shares["random"])
+    assert high < 0  # the perfect ranker needs fewer strong calls on every resample
+    # tied scores are random order: within a prompt or so of the analytic random share
+    tied_low, tied_high = cq.interval(shares["tied"], shares["random"])
+    assert -0.02 <= tied_low <= tied_high <= 0.02
+
+
+def test_the_interval_is_the_central_share_of_the_differences():
+    a = [float(i) for i in range(100)]
+    assert cq.interval(a, [0.0] * 100) == (2.0, 97.0)
+    assert cq.interval(a, [0.0] * 100, level=0.5) == (25.0, 74.0)
+
+
+# ------------------------------------------- the learned arm (bench/routellm.py), synthetic
+
+def _bench_module(name):
+    bench = str(_PATH.parent)
+    if bench not in sys.path:
+        sys.path.insert(0, bench)  # routellm.py imports its neighbours by name
+    return importlib.import_module(name)
+
+
+
+def _record(prompt, weak=0.0, strong=1.0):
+    return _bench_module("routellm_data").Record("synthetic", prompt, weak, strong, "writing")
+
+
+def test_the_halves_drop_a_test_prompt_the_outcome_log_would_key_like_a_train_one():
+    data, rl = _bench_module("routellm_data"), _bench_module("routellm")
+    train_side = next(f"Question {i}?" for i in range(1000) if not data.in_test(f"Question {i}?"))
+    # the same question, shouted and spaced differently, that the hash puts in TEST
+    twin = next(v for v in (train_side.upper() + " " * n for n in range(1, 200))
+                if data.in_test(v))
+    fresh = next(f"Other {i}?" for i in range(1000) if data.in_test(f"Other {i}?"))
+    train, test = rl.halves([_record(train_side), _record(twin), _record(fresh)])
+    assert [r.prompt for r in train] == [train_side]
+    assert [r.prompt for r in test] == [fresh]
+
+
+def test_a_replayed_record_is_judged_by_its_outcomes_and_optionally_the_tier_alone():
+    rl = _bench_module("routellm")
+    needed = _record("Hard one", weak=0.0, strong=1.0)
+    either = _record("Easy one", weak=1.0, strong=1.0)
+    assert (rl.to_item(needed).capability, rl.to_item(needed).tier) == ("writing", "strong")
+    assert rl.to_item(either).tier == "not_strong"
+    assert rl.to_item(needed, "tier").capability is None
+    assert rl.to_item(needed, "tier").tier == "strong"
+
+
+def test_the_learned_arm_sends_strong_what_the_replayed_outcomes_escalated():
+    rl = _bench_module("routellm")
+    config = load_config(None)
+    hello = "Zorblax quux greeting {}: write a friendly one-line hello to the team"
+    train = [_record(hello.format(f"number {i}")) for i in range(6)]  # only strong got it right
+    test = [_record(hello.format(f"variant {i}")) for i in range(3)]
+    before = asyncio.run(rl.score_arm("evidence", test, config))
+    after = asyncio.run(rl.learned_arm(train, test, config, "full", "tier"))
+    assert "strong" not in before["decision"]  # the seed bank alone calls it cheap work
+    assert after["learning"]["escalated"] == 6 and after["learning"]["examples_learned"] == 6
+    assert after["decision"] == ["strong"] * 3
+    assert after["learning"]["privacy"] == "full"
+
+
+def test_the_learned_arm_learns_the_prompt_as_the_outcome_log_keeps_it():
+    rl = _bench_module("routellm")
+    config = load_config(None)
+    # six prompts that differ only after the 80 characters `preview` keeps
+    train = [_record("Zorblax quux: write a friendly one-line hello to the whole team, "
+                     f"and sign it from the release crew, edition {i}") for i in range(6)]
+    test = [_record("Zorblax quux greeting: a one-line hello")]
+    full = asyncio.run(rl.learned_arm(train, test, config, "full", "tier"))
+    preview = asyncio.run(rl.learned_arm(train, test, config, "preview", "tier"))
+    assert full["learning"]["examples_learned"] == 6
+    assert preview["learning"]["examples_learned"] == 1  # one logged prompt, one example
