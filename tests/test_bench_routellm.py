@@ -84,7 +84,7 @@ def test_share_for_counts_never_as_calling_strong_every_time():
 
 def test_the_bootstrap_pairs_scorers_on_the_same_resamples():
     weak, strong = WEAK * 25, STRONG * 25
-    perfect = [0.9 if (w, s) == (0.0, 1.0) else 0.0 for w, s in zip(weak, strong)]
+    perfect = [0.9 if (w, s) == (0.0, 1.0) else 0.0 for w, s in zip(weak, strong, strict=True)]
     shares = cq.resampled_shares({"perfect": perfect, "same": list(perfect),
                                   "tied": [0] * len(weak)}, weak, strong, rounds=50)
     assert all(len(v) == 50 for v in shares.values())

@@ -56,8 +56,9 @@ class LedgerError(RouterError):
 class ProviderError(RouterError):
     """A provider call failed. `retryable` failures let the router try the next candidate.
     `maybe_billed`: the request may have reached the provider, which may bill it, but no
-    answer came back (a read timeout, a stream cut mid-way); the router then keeps the
-    whole reservation as spent instead of releasing it."""
+    answer came back (a read timeout, a stream cut mid-way, a reply too malformed to read
+    its usage); the router then keeps the whole reservation as spent instead of releasing
+    it."""
 
     retryable = False
     maybe_billed = False

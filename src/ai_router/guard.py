@@ -63,6 +63,7 @@ class Plan:
     candidates: list[Candidate] = field(default_factory=list)
     overrides: list[str] = field(default_factory=list)
     offline: bool = False
+    day: str | None = None  # the budget day it was made for (a call may end on the next)
 
     @property
     def refusal(self) -> str | None:
@@ -137,7 +138,8 @@ def plan(decision: RoutingDecision, facts: Facts, intent: Intent, snapshot: Snap
     if any(c.drop_tools for c in candidates[:1]):
         overrides.append(f"{candidates[0].model.ref} answers without tools: no model with "
                          "tool support can take this request now")
-    the_plan = Plan(capability, tier, candidates, overrides, offline=ceiling == "local")
+    the_plan = Plan(capability, tier, candidates, overrides, offline=ceiling == "local",
+                    day=snapshot.day)
     if not candidates and not overrides:
         overrides.append(f"no {tier}-tier or cheaper model is configured for {capability}")
     return the_plan

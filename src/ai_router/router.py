@@ -349,6 +349,8 @@ class Router:
             "output_tokens": usage.output_tokens if usage else None, "cost_micro": cost,
             "latency_ms": round((time.monotonic() - started) * 1000, 1),
             "attempts": len(attempts), "status": status, "error": error}
+        if the_plan.day:  # logged on the day its money was held, also past midnight
+            outcome["day"] = the_plan.day
         if decision.fallback_reason:
             outcome["overrides"] = [f"manager fallback: {decision.fallback_reason}",
                                     *the_plan.overrides]

@@ -316,7 +316,8 @@ def map_errors(provider: str, api_key: str | None, key_env: str) -> Iterator[Non
         raise Unavailable(provider, "cannot connect; check base_url and the network") from e
     except (anthropic.APIResponseValidationError, json.JSONDecodeError,
             pydantic.ValidationError) as e:
-        raise Unavailable(provider, "returned a malformed response body") from e
+        raise Unavailable(provider, "returned a malformed response body",
+                          maybe_billed=True) from e
     except _TRANSPORT_ERRORS as e:
         raise Unavailable(provider, f"connection broke mid-response ({type(e).__name__})",
                           maybe_billed=True) from e

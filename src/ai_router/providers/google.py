@@ -381,7 +381,8 @@ def map_errors(provider: str, api_key: str | None, key_env: str) -> Iterator[Non
                           "check base_url, the network and timeout_s",
                           maybe_billed=not isinstance(e, REFUSED_ERRORS)) from e
     except (ValueError, pydantic.ValidationError) as e:  # JSONDecodeError, unparseable reply
-        raise Unavailable(provider, "returned a malformed response body") from e
+        raise Unavailable(provider, "returned a malformed response body",
+                          maybe_billed=True) from e
 
 
 # ------------------------------------------------------------------ adapter

@@ -257,7 +257,7 @@ class OllamaErrorMap(ErrorMap):
             return Unavailable(p, "the connection broke while reading the answer",
                                maybe_billed=True)
         if isinstance(exc, json.JSONDecodeError | pydantic.ValidationError):
-            return Unavailable(p, "malformed response body")
+            return Unavailable(p, "malformed response body", maybe_billed=True)
         return None
 
     def _status_error(self, exc: ollama.ResponseError) -> ProviderError:

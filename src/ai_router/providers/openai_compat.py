@@ -88,7 +88,7 @@ class OpenAICompatAdapter(Adapter):
         try:
             return convert(value)
         except (AttributeError, IndexError, KeyError, TypeError, ValueError) as e:
-            raise Unavailable(self.name, "malformed response body") from e
+            raise Unavailable(self.name, "malformed response body", maybe_billed=True) from e
 
     def _errors(self) -> OpenAIErrorMap:
         return OpenAIErrorMap(self.name, self.config.key_env, self._api_key,
@@ -204,7 +204,7 @@ class OpenAIErrorMap(ErrorMap):
             return Unavailable(p, "the connection broke while reading the answer",
                                maybe_billed=True)
         if isinstance(exc, json.JSONDecodeError | pydantic.ValidationError):
-            return Unavailable(p, "malformed response body")
+            return Unavailable(p, "malformed response body", maybe_billed=True)
         return None
 
     def _status_error(self, exc: openai.APIStatusError) -> ProviderError:
