@@ -36,7 +36,7 @@ from .guard import Plan
 from .ledger import Ledger
 from .manager import Manager, ManagerResult, fallback_decision
 from .manager.core import TIEBREAK_TIMEOUT_S
-from .manager.learning import Learner, prompt_key
+from .manager.learning import RECENT_RATED, Learner, prompt_key
 from .manager.retrieval import Neighbour, SeedBank
 from .router import Router
 from .schema import CAPABILITIES, TIERS, ChatRequest, RoutingDecision, Tier, Usage
@@ -236,9 +236,10 @@ async def learned_bank(train: list[Item], config: Config, mode: str) -> tuple[An
             learned = Learner(ledger, list(seeds.examples) if seeds else []).load()
         finally:
             ledger.close()
+    capped = {"read_only_the_last_rated": RECENT_RATED} if len(train) > RECENT_RATED else {}
     return learned.bank, {"train": len(train), "replayed_with": mode,
                           "privacy": config.privacy, **dict(sorted(counts.items())),
-                          "examples_learned": learned.learned}
+                          "examples_learned": learned.learned, **capped}
 
 
 async def evaluate(items: list[Item], config: Config, arms: list[str],
