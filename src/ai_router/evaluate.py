@@ -138,6 +138,8 @@ def score(outcomes: list[Outcome]) -> dict[str, Any]:
             for o in sized if o.item.ref_tokens]),
         "schema_valid_rate": round(sources["model"] / asked, 4) if asked else None,
         "fallback_share": _share([o.result.source == "fallback" for o in outcomes]),
+        "fallback_reasons": dict(Counter(o.result.fallback_reason for o in outcomes
+                                         if o.result.source == "fallback")),
         "model_share": _share([o.result.source == "model" for o in outcomes]),
         # the model was asked to break a tie and missed its deadline: the evidence decided
         "model_late_share": _share([o.result.source == "model_late" for o in outcomes]),
@@ -272,7 +274,7 @@ def print_report(report: dict[str, Any]) -> None:
     for arm, figures in report.items():
         out.print(f"[bold]{arm}[/bold] (n={figures['n']})")
         for name, value in figures.items():
-            if name not in ("n", "confusion") and value is not None:
+            if name not in ("n", "confusion") and value not in (None, {}):
                 out.print(f"  {name:22} {value}")
         if figures["confusion"]:
             out.print("  confusion (label: predicted counts)")

@@ -249,7 +249,7 @@ class Manager:
         # asyncio.wait_for in decide() is the real deadline (cold or warm)
         instructor, openai = _sdk()
         raw = openai.AsyncOpenAI(base_url=base_url, api_key="local", max_retries=0,
-                                 timeout=COLD_START_TIMEOUT_S)
+                                 timeout=max(COLD_START_TIMEOUT_S, self.config.timeout_s) + 5)
         client = instructor.from_openai(raw, mode=instructor.Mode.JSON_SCHEMA)
         self._clients[base_url] = (loop, client)
         return client
@@ -274,7 +274,7 @@ class Manager:
         instructor, openai = _sdk()
         where = endpoint.label if endpoint else "the manager model"
         error = _unwrap(error)
-        if isinstance(error, TimeoutError):
+        if isinstance(error, TimeoutError | openai.APITimeoutError):
             deadline = self._deadline(endpoint) if endpoint else self.config.timeout_s
             return f"{where} did not answer within {deadline:g}s"
         if isinstance(error, NoEndpoint):
