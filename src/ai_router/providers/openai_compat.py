@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 from typing import Any, TypeVar
 
+import aiohttp
 import httpx
 import openai
 import pydantic
@@ -51,10 +52,14 @@ class OpenAICompatAdapter(Adapter):
     @property
     def client(self) -> openai.AsyncOpenAI:
         if self._client is None:
-            # max_retries=0: the router falls back to the next candidate itself
+            # max_retries=0: the router falls back to the next candidate itself. aiohttp
+            # under the SDK (its documented option): its default httpx2 pool probes every
+            # idle keep-alive connection on each request, +1–2.5 ms per call once a burst
+            # has left dozens open (docs/benchmarks.md, "Server overhead")
             self._client = openai.AsyncOpenAI(
                 base_url=self.config.base_url, api_key=self._api_key or "not-needed",
-                timeout=self.config.timeout_s, max_retries=0)
+                timeout=self.config.timeout_s, max_retries=0,
+                http_client=openai.DefaultAioHttpClient())
         return self._client
 
     async def complete(self, request: ChatRequest, model: str, max_tokens: int) -> Completion:
@@ -180,6 +185,18 @@ def _provider_message(error: openai.APIError) -> str:
     return str(message or "")[:MAX_MESSAGE]
 
 
+def _never_connected(exc: BaseException) -> bool:
+    """No connection was made, so nothing reached the provider (refused, DNS, TLS). The
+    SDK's aiohttp transport reports these as a connect *timeout*, which alone would read as
+    possibly billed; aiohttp's own error, further down the chain, says what happened."""
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, aiohttp.ClientConnectorError):
+            return True
+        cause = cause.__cause__
+    return False
+
+
 class OpenAIErrorMap(ErrorMap):
     """Maps SDK and transport exceptions to `ai_router.errors` by type and status code.
     The API key is scrubbed from every message, even if a provider echoes it."""
@@ -193,6 +210,9 @@ class OpenAIErrorMap(ErrorMap):
         p = self.provider
         if isinstance(exc, openai.APIStatusError):
             return self._status_error(exc)
+        if isinstance(exc, openai.APIConnectionError) and _never_connected(exc):
+            return Unavailable(p, "cannot connect; check the provider's base_url and that "
+                                  "it is running")
         if isinstance(exc, openai.APITimeoutError):
             return Unavailable(p, f"no answer within {self.timeout_s:g}s", maybe_billed=True)
         if isinstance(exc, openai.APIConnectionError):
