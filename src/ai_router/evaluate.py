@@ -36,7 +36,7 @@ from .guard import Plan
 from .ledger import Ledger
 from .manager import Manager, ManagerResult, fallback_decision
 from .manager.core import TIEBREAK_TIMEOUT_S
-from .manager.learning import RECENT_RATED, Learner, prompt_key
+from .manager.learning import RECENT_RATED, prompt_key
 from .manager.retrieval import Neighbour, SeedBank
 from .router import Router
 from .schema import CAPABILITIES, TIERS, ChatRequest, RoutingDecision, Tier, Usage
@@ -234,8 +234,7 @@ async def learned_bank(train: list[Item], config: Config, mode: str) -> tuple[An
             if mode != "evidence":
                 await manager.warm_up()
             counts = await replay(train, config, ledger, manager)
-            seeds = SeedBank.load()
-            learned = Learner(ledger, list(seeds.examples) if seeds else []).load()
+            learned = manager.learn_from(ledger)  # the shipped seeds + what was replayed
         finally:
             ledger.close()
     capped = {"read_only_the_last_rated": RECENT_RATED} if len(train) > RECENT_RATED else {}

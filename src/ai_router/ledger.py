@@ -132,6 +132,8 @@ class Ledger:
         self.path, self.tz, self.ttl_s, self.clock = Path(path), tz, ttl_s, clock
         self._lock = threading.Lock()
         self._local = threading.local()  # .nowait: this thread must not wait for the lock
+        # (feedback given, outcomes written) by this process: the learner reloads when they move
+        self._rated = self._written = 0
         self.db = open_database(self.path)
 
     async def run(self, method: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -215,10 +217,6 @@ class Ledger:
             " ORDER BY cost_micro DESC", (day,))
 
     # -- the outcome log ----------------------------------------------------------------
-
-    # (feedback given, outcomes written) by this process: the manager's learner reloads
-    # when they move (a class default, so the money code's __init__ stays as it is)
-    _rated = _written = 0
 
     @property
     def outcome_changes(self) -> tuple[int, int]:
