@@ -37,12 +37,12 @@ EXAMPLES = {
         "Rephrase this paragraph to sound friendlier",
         "Write a toast for my brother's wedding",
     ],
-    "reasoning": [
-        "Why did the Roman Empire fall?",
-        "Explain how vaccines train the immune system",
+    "reasoning": [  # MT-Bench's sense: puzzles, logic, counterfactuals, decisions
         "Plan a three-day trip to Kyoto",
-        "Compare renting and buying a home: pros and cons",
         "Think through this step by step: should I change jobs?",
+        "Here is a riddle: what has keys but can't open locks?",
+        "What if the Moon had never formed?",
+        "Which word does not belong: apple, pear, carrot, plum",
     ],
     "knowledge": [
         "What is the capital of Australia?",
@@ -50,6 +50,11 @@ EXAMPLES = {
         "When did the Berlin Wall fall?",
         "Which planet has the most moons?",
         "Is a tomato a fruit?",
+        "Why did the Roman Empire fall?",  # explaining a subject is knowledge
+        "Explain how vaccines train the immune system",
+        "Compare renting and buying a home: pros and cons",
+        "The enzyme that unwinds DNA during replication is\nA. ligase\nB. helicase\n"
+        "C. primase\nD. polymerase\nAnswer:",
     ],
     "chat": [
         "hi!",
@@ -57,6 +62,7 @@ EXAMPLES = {
         "thanks, that's all for today",
         "I had a long day",
         "good morning",
+        "Pretend you are a pirate captain and greet your crew",
     ],
 }
 
@@ -74,7 +80,8 @@ def digest_for(text: str, **kw):
 @pytest.mark.parametrize(("text", "tier"), [
     ("Write a Python function to parse dates", "strong"),
     ("Solve 2x + 1 = 9", "strong"),
-    ("Why is the sky blue?", "strong"),
+    ("Two guards, one always lies: which door do you ask about?", "strong"),
+    ("Why is the sky blue?", "cheap"),
     ("Write a poem about cats", "cheap"),
     ("Who wrote Hamlet?", "cheap"),
     ("Summarize this: ...", "cheap"),
