@@ -39,7 +39,7 @@ _CODE = _words(
     r"method", r"bug", r"debug", r"compile[sd]?", r"compiler", r"stack ?trace",
     r"traceback", r"exception", r"segfault", r"refactor", r"unit tests?", r"code",
     r"script", r"algorithm", r"git", r"docker", r"kubernetes", r"api", r"endpoint",
-    r"library", r"npm", r"pip", r"def", r"import", r"variable", r"null pointer")
+    r"npm", r"pip", r"def", r"null pointer", r"implement")
 _EXTRACTION = re.compile(
     r"\b(?:summari[sz]e|summary|tl;?dr|extract|translat(?:e|ion)|key points)\b"
     r"|\bconvert\b.*\b(?:json|csv|yaml|xml|table|markdown)\b"
@@ -52,8 +52,13 @@ _MATH = _words(
     r"equation", r"integral", r"derivative", r"solve for", r"probability", r"calculate",
     r"compute", r"arithmetic", r"algebra", r"geometry", r"calculus", r"matrix",
     r"eigenvalues?", r"factorial", r"primes?", r"percent(?:age)?", r"average", r"sum of",
-    r"how many", r"how much", r"remainder")
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+    r"how many", r"how much", r"how long", r"how old", r"how far", r"remainder", r"total",
+    r"altogether", r"in all", r"each", r"per")
+# Word problems spell numbers out: "two thirds of her 27 puppies"
+_DIGITS = re.compile(r"\d+(?:\.\d+)?")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?|\b(?:one|two|three|four|five|six|seven|eight|nine|ten"
+                     r"|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|half|thirds?"
+                     r"|fourths?|quarters?|twice|triple|double|dozen)\b", re.IGNORECASE)
 _WRITING = _words(
     r"write", r"draft", r"compose", r"poem", r"poetry", r"story", r"essay", r"email",
     r"letter", r"blog post", r"article", r"rewrite", r"rephrase", r"proofread",
@@ -74,6 +79,7 @@ _CHOICES = re.compile(r"^\s*\(?[A-Da-d][.)]\s+\S", re.MULTILINE)
 _GREETING = re.compile(
     r"^\W*(?:hi|hello|hey|yo|thanks|thank you|good (?:morning|evening|night)|"
     r"how are you|what'?s up|bye)\b", re.IGNORECASE)
+MATH_NUMBERS = 3  # "how many" with a few quantities (digits or words) is a word problem
 LONG_QUESTION_WORDS = 20  # small talk is short; a long request with no other cue asks something
 _FACT_QUESTION = re.compile(
     r"^\W*(?:what|who|whom|whose|when|where|which|how (?:many|much|far|long|old|big|tall)"
@@ -92,7 +98,8 @@ def classify(text: str) -> Capability:
     if _EXTRACTION.search(text):
         return "extraction"
     if _MATH_NOTATION.search(text) or (
-            _MATH.search(text) and len(_NUMBER.findall(text)) >= 2):
+            _MATH.search(text) and (len(_DIGITS.findall(text)) >= 2
+                                    or len(_NUMBER.findall(text)) >= MATH_NUMBERS)):
         return "math"
     if _WRITING.search(text):
         return "writing"
