@@ -79,7 +79,7 @@ def digest_for(text: str, **kw):
 
 @pytest.mark.parametrize(("text", "tier"), [
     ("Write a Python function to parse dates", "strong"),
-    ("Solve 2x + 1 = 9", "strong"),
+    ("Solve 2x + 1 = 9", "cheap"),
     ("Two guards, one always lies: which door do you ask about?", "strong"),
     ("Why is the sky blue?", "cheap"),
     ("Write a poem about cats", "cheap"),
