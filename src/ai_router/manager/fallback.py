@@ -43,9 +43,12 @@ _CODE = _words(
     r"script", r"algorithm", r"git", r"docker", r"kubernetes", r"api", r"endpoint",
     r"npm", r"pip", r"def", r"null pointer", r"implement")
 _EXTRACTION = re.compile(
-    r"\b(?:summari[sz]e|summary|tl;?dr|extract|translat(?:e|ion)|key points)\b"
+    r"\b(?:summari[sz]e|summary|tl;?dr|extract|translat(?:e|ion)|key points|categori[sz]e)\b"
     r"|\bconvert\b.*\b(?:json|csv|yaml|xml|table|markdown)\b"
-    r"|\b(?:to|as|into) (?:json|csv|yaml|a table)\b",
+    r"|\b(?:to|as|into|in) (?:json|csv|yaml|a table)(?: format)?\b"
+    # work on text the user supplies: "the following paragraph", "the reviews below"
+    r"|\b(?:following|given|below|above) (?:text|paragraph|passage|sentences?"
+    r"|article|data|records?|reviews?|table|emails?|document|transcript|notes)\b",
     re.IGNORECASE | re.DOTALL)
 _MATH_NOTATION = re.compile(
     r"\d\s*[-+*/^×÷=]\s*\d|\\(?:frac|int|sum|sqrt|cdot)|[∫∑√π≤≥≠∞]|\$[^$\n]+\$"
@@ -63,7 +66,8 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?|\b(?:one|two|three|four|five|six|seven|eigh
                      r"|fourths?|quarters?|twice|triple|double|dozen)\b", re.IGNORECASE)
 _WRITING = _words(
     r"write", r"draft", r"compose", r"poem", r"poetry", r"story", r"essay", r"email",
-    r"letter", r"blog post", r"article", r"rewrite", r"rephrase", r"proofread",
+    r"letter", r"blog post", r"article", r"rewrite", r"rephrase", r"proofread", r"edit",
+    r"grammar", r"grammatical",
     r"lyrics", r"haiku", r"tweet", r"slogan", r"speech", r"toast", r"cover letter")
 # Puzzles, logic, counterfactuals and decisions: MT-Bench's "reasoning". Explaining a
 # subject ("why", "explain", "compare") is knowledge there, as in the seed bank.
