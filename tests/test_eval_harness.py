@@ -104,6 +104,15 @@ def test_limit_keeps_the_first_prompts(tmp_path):
     assert [i.prompt for i in load_items(data, limit=2)] == ["hi there!", "Write a poem about cats"]
 
 
+def test_a_prompt_may_hold_unicode_line_separators(tmp_path):
+    # json.dumps(ensure_ascii=False) leaves U+2028 and U+0085 as they are; only "\n" ends a line
+    prompt = "first\u2028second\x85third"
+    data = tmp_path / "dev.jsonl"
+    data.write_text(json.dumps({"prompt": prompt}, ensure_ascii=False) + "\n"
+                    + json.dumps({"prompt": "next"}) + "\n", encoding="utf-8")
+    assert [i.prompt for i in load_items(data)] == [prompt, "next"]
+
+
 @pytest.fixture(scope="module")
 def upstream():
     upstream = OpenAIUpstream()
