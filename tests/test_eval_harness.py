@@ -24,7 +24,8 @@ LINES = [
      "ref_output_tokens": 40},
     {"prompt": "Write a poem about cats", "label_capability": "writing", "label_tier": "cheap",
      "ref_output_tokens": 300},
-    {"prompt": "What is 2+2?", "label_capability": "math", "label_tier": "not_strong"},
+    # an outcome label may say strong where the heuristic calls arithmetic cheap
+    {"prompt": "What is 2+2?", "label_capability": "math", "label_tier": "strong"},
     # the keyword heuristic calls this extraction: one wrong answer of four
     {"prompt": "Summarize the plot of Hamlet", "label_capability": "knowledge"},
 ]
@@ -60,7 +61,7 @@ def test_eval_json_scores_the_keyword_baseline_and_the_manager_in_one_run(tmp_pa
     base = report["arms"]["baseline"]
     assert base["capability_accuracy"] == 0.75
     assert base["confusion"]["knowledge"] == {"extraction": 1}
-    assert base["strong_agreement"] == pytest.approx(2 / 3, abs=1e-3)  # 2+2 is not strong
+    assert base["strong_agreement"] == pytest.approx(2 / 3, abs=1e-3)  # 2+2 is not
     assert 0 <= report["latency_p50_s"] <= report["latency_p95_s"] < 5
     assert report["schema_valid_rate"] in (None, 0.0)  # the model was never reachable
 
