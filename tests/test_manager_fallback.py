@@ -29,6 +29,7 @@ EXAMPLES = {
         "Translate 'where is the station' into German",
         "Convert this list of names and ages to JSON",
         "tl;dr of the meeting notes please",
+        "Count how often the word 'river' appears in the paragraph below:\n...",
     ],
     "writing": [
         "Write a poem about the sea",
@@ -36,6 +37,7 @@ EXAMPLES = {
         "Compose a short story about a lost robot",
         "Rephrase this paragraph to sound friendlier",
         "Write a toast for my brother's wedding",
+        "Edit the following paragraph to fix its grammar: ...",
     ],
     "reasoning": [  # MT-Bench's sense: puzzles, logic, counterfactuals, decisions
         "Plan a three-day trip to Kyoto",

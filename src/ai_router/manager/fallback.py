@@ -45,11 +45,13 @@ _CODE = _words(
 _EXTRACTION = re.compile(
     r"\b(?:summari[sz]e|summary|tl;?dr|extract|translat(?:e|ion)|key points|categori[sz]e)\b"
     r"|\bconvert\b.*\b(?:json|csv|yaml|xml|table|markdown)\b"
-    r"|\b(?:to|as|into|in) (?:json|csv|yaml|a table)(?: format)?\b"
-    # work on text the user supplies: "the following paragraph", "the reviews below"
-    r"|\b(?:following|given|below|above) (?:text|paragraph|passage|sentences?"
-    r"|article|data|records?|reviews?|table|emails?|document|transcript|notes)\b",
+    r"|\b(?:to|as|into|in) (?:json|csv|yaml|a table)(?: format)?\b",
     re.IGNORECASE | re.DOTALL)
+# Work on text the user supplies ("the following paragraph", "the reviews below"), unless
+# asked to write or edit it
+_SUPPLIED_TEXT = re.compile(
+    r"\b(?:following|given|below|above) (?:text|paragraph|passage|sentences?|article|data"
+    r"|records?|reviews?|table|emails?|document|transcript|notes)\b", re.IGNORECASE)
 _MATH_NOTATION = re.compile(
     r"\d\s*[-+*/^×÷=]\s*\d|\\(?:frac|int|sum|sqrt|cdot)|[∫∑√π≤≥≠∞]|\$[^$\n]+\$"
     r"|\b[a-z]\s*\^\s*\d|\b\d*[xy]\s*[-+=]\s*\d")
@@ -109,6 +111,8 @@ def classify(text: str) -> Capability:
         return "math"
     if _WRITING.search(text):
         return "writing"
+    if _SUPPLIED_TEXT.search(text):
+        return "extraction"
     if _ROLEPLAY.search(text):
         return "chat"
     if _REASONING.search(text):
