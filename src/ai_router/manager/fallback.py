@@ -49,9 +49,10 @@ _EXTRACTION = re.compile(
     re.IGNORECASE | re.DOTALL)
 # Work on text the user supplies ("the following paragraph", "the reviews below"), unless
 # asked to write or edit it
-_SUPPLIED_TEXT = re.compile(
-    r"\b(?:following|given|below|above) (?:text|paragraph|passage|sentences?|article|data"
-    r"|records?|reviews?|table|emails?|document|transcript|notes)\b", re.IGNORECASE)
+_TEXTS = (r"(?:text|paragraph|passage|sentences?|article|data|records?|reviews?|table"
+          r"|emails?|document|transcript|notes)")
+_SUPPLIED_TEXT = re.compile(rf"\b(?:following|given) {_TEXTS}\b|\b{_TEXTS} (?:below|above)\b",
+                            re.IGNORECASE)
 _MATH_NOTATION = re.compile(
     r"\d\s*[-+*/^×÷=]\s*\d|\\(?:frac|int|sum|sqrt|cdot)|[∫∑√π≤≥≠∞]|\$[^$\n]+\$"
     r"|\b[a-z]\s*\^\s*\d|\b\d*[xy]\s*[-+=]\s*\d")
