@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from ai_router.digest import make_digest
-from ai_router.manager.fallback import MAX_OUTPUT_TOKENS, classify, fallback_decision
+from ai_router.manager.fallback import (
+    MAX_OUTPUT_TOKENS,
+    classify,
+    explicit_capability,
+    fallback_decision,
+)
 from ai_router.schema import ChatRequest
 
 EXAMPLES = {
@@ -30,6 +35,7 @@ EXAMPLES = {
         "Convert this list of names and ages to JSON",
         "tl;dr of the meeting notes please",
         "Count how often the word 'river' appears in the paragraph below:\n...",
+        "Categorize these expenses:\n- Uber $38\n- rent $1,200\n- cinema 2 x $12",
     ],
     "writing": [
         "Write a poem about the sea",
@@ -38,6 +44,7 @@ EXAMPLES = {
         "Rephrase this paragraph to sound friendlier",
         "Write a toast for my brother's wedding",
         "Edit the following paragraph to fix its grammar: ...",
+        "Write a pep talk for my team, we're down 2-0 at halftime",  # a score, not math
     ],
     "reasoning": [  # MT-Bench's sense: puzzles, logic, counterfactuals, decisions
         "Plan a three-day trip to Kyoto",
@@ -45,6 +52,8 @@ EXAMPLES = {
         "Here is a riddle: what has keys but can't open locks?",
         "What if the Moon had never formed?",
         "Which word does not belong: apple, pear, carrot, plum",
+        "riddle: the more of me you take, the more you leave behind. 3 guesses?",
+        "Which is the odd one out: 4, 9, 16, 20, 25?",
     ],
     "knowledge": [
         "What is the capital of Australia?",
@@ -123,3 +132,16 @@ def test_a_virtual_model_naming_a_capability_is_taken_at_its_word():
 def test_fallback_is_deterministic():
     digest = digest_for("Plan my week step by step")
     assert fallback_decision(digest) == fallback_decision(digest)
+
+
+@pytest.mark.parametrize(("text", "explicit"), [
+    ("Here's a riddle about numbers: what 3-digit number...", "reasoning"),
+    ('Translate into French: "The museum opens at nine and closes at six on weekdays."',
+     "extraction"),
+    ("Translate this Python function to Go", None),  # code first
+    ("Summarize the history of Rome", None),  # no supplied text: a subject question
+    ("Pretend you are a ship's cat and describe your day", "chat"),
+    ("What is 12 * 7?", None),
+])
+def test_only_a_task_named_outright_is_explicit(text, explicit):
+    assert explicit_capability(text) == explicit

@@ -53,9 +53,10 @@ _TEXTS = (r"(?:text|paragraph|passage|sentences?|article|data|records?|reviews?|
           r"|emails?|document|transcript|notes)")
 _SUPPLIED_TEXT = re.compile(rf"\b(?:following|given) {_TEXTS}\b|\b{_TEXTS} (?:below|above)\b",
                             re.IGNORECASE)
+# "2-0" and "10-20" are scores and ranges, "$5 and $7" prices: not notation
 _MATH_NOTATION = re.compile(
-    r"\d\s*[-+*/^×÷=]\s*\d|\\(?:frac|int|sum|sqrt|cdot)|[∫∑√π≤≥≠∞]|\$[^$\n]+\$"
-    r"|\b[a-z]\s*\^\s*\d|\b\d*[xy]\s*[-+=]\s*\d")
+    r"\d\s*[+*/^×÷=]\s*\d|\d\s+-\s+\d|\\(?:frac|int|sum|sqrt|cdot)|[∫∑√π≤≥≠∞]"
+    r"|\$[^$\n]*[\\^_=][^$\n]*\$|\b[a-z]\s*\^\s*\d|\b\d*[xy]\s*[-+=]\s*\d")
 _MATH = _words(
     r"equation", r"integral", r"derivative", r"solve for", r"probability", r"calculate",
     r"compute", r"arithmetic", r"algebra", r"geometry", r"calculus", r"matrix",
@@ -100,8 +101,39 @@ LONG_ANSWER = _words(r"detailed", r"in depth", r"in-depth", r"comprehensive", r"
                r"long", r"full", r"complete", r"entire", r"essay", r"report", r"chapter")
 
 
+# Cues that name the task outright, whatever the topic's words suggest: a riddle about
+# numbers is still a riddle, counting words in a supplied text is still extraction.
+_EXPLICIT_REASONING = re.compile(
+    r"\b(?:riddle|puzzle|odd one out|(?:does not|doesn't) belong|how can (?:you|i|we|one) tell"
+    r"|knights? and knaves?|always (?:lies|tells the truth)|(?:immediately|directly) to the"
+    r" (?:left|right) of|how (?:is|are) \w+ related to)\b", re.IGNORECASE)
+_EXPLICIT_EXTRACTION = re.compile(
+    r"\b(?:summari[sz]e|extract|pull out|translate|categori[sz]e|classify|label each"
+    r"|count how (?:many times|often)|according to the (?:passage|text|article))\b",
+    re.IGNORECASE)
+# a block of text: after a colon or blank line, quoted at length, or a table
+_SUPPLIED = re.compile(r":\s*\n|\n\s*\n|(?:^|[\s:])[\"'“‘][^\"'“”‘’\n]{40,}|\|.*\|")
+
+
+def explicit_capability(text: str) -> Capability | None:
+    """A capability the request names outright (see above), or None."""
+    if CODE_FENCE.search(text) or _CODE.search(text):
+        return None  # "translate this function to Go" is coding
+    if _ROLEPLAY.search(text) and not _WRITING.search(text):
+        return "chat"
+    if _EXPLICIT_REASONING.search(text):
+        return "reasoning"
+    if _EXPLICIT_EXTRACTION.search(text) and (_SUPPLIED.search(text)
+                                              or _SUPPLIED_TEXT.search(text)):
+        return "extraction"
+    return None
+
+
 def classify(text: str) -> Capability:
     """The capability a request most likely needs, from its text alone."""
+    explicit = explicit_capability(text)
+    if explicit:
+        return explicit
     if CODE_FENCE.search(text) or _CODE.search(text):
         return "coding"
     if _EXTRACTION.search(text):
