@@ -155,12 +155,24 @@ async def test_the_session_pass_answers_tool_loop_follow_ups_from_the_cache(tmp_
     assert session["amortised_latency_s"] < report["model"]["latency_p50_s"]
 
 
-def test_the_held_out_file_never_shares_a_prompt_with_the_seed_bank():
-    seeds = {i.prompt for i in load_items(REPO / "data" / "seed_bank.jsonl")}
-    held = load_items(REPO / "data" / "heldout.jsonl")
-    assert len(held) >= 100 and not seeds & {i.prompt for i in held}
-    assert {i.capability for i in held} == {i.capability for i in load_items(
-        REPO / "data" / "seed_bank.jsonl")}
+@pytest.mark.parametrize("name", ["heldout.jsonl", "heldout2.jsonl", "heldout3.jsonl",
+                                  "heldout4.jsonl"])
+def test_a_held_out_file_shares_no_prompt_and_no_near_copy_with_the_seed_bank(name):
+    def words(text):
+        return set(re.findall(r"[a-z0-9]+", text.lower()))
+
+    seeds = load_items(REPO / "data" / "seed_bank.jsonl")
+    held = load_items(REPO / "data" / name)
+    assert len(held) >= 100
+    assert {i.capability for i in held} == {i.capability for i in seeds}
+    # held-out files 2-4 were written blind, then every prompt within 40% word overlap
+    # (Jaccard) of a seed was dropped; the first file predates that rule
+    limit = 1.0 if name == "heldout.jsonl" else 0.4
+    seed_words = [words(s.prompt) for s in seeds]
+    for item in held:
+        w = words(item.prompt)
+        nearest = max(len(w & s) / len(w | s) for s in seed_words)
+        assert nearest < limit, item.prompt
 
 
 def test_the_eval_command_is_registered_with_the_cli():
