@@ -37,8 +37,8 @@ CODE_FENCE = re.compile(r"```|^\s{4,}\S.*[;{}()]\s*$", re.MULTILINE)
 _CODE = _words(
     r"python", r"javascript", r"typescript", r"java", r"golang", r"rust", r"kotlin",
     r"swift", r"ruby", r"php", r"c\+\+", r"c#", r"sql", r"html", r"css", r"bash",
-    r"shell script", r"powershell", r"regex", r"function", r"functions", r"class",
-    r"method", r"bug", r"debug", r"compile[sd]?", r"compiler", r"stack ?trace",
+    r"shell script", r"powershell", r"regex", r"function", r"functions",
+    r"bug", r"debug", r"compile[sd]?", r"compiler", r"stack ?trace",
     r"traceback", r"exception", r"segfault", r"refactor", r"unit tests?", r"code",
     r"script", r"algorithm", r"git", r"docker", r"kubernetes", r"api", r"endpoint",
     r"npm", r"pip", r"def", r"null pointer", r"implement")
