@@ -99,13 +99,14 @@ def output_tokens(capability: Capability, digest: Digest, neighbours: list[Neigh
 
 
 def tier(capability: Capability, neighbours: list[Neighbour]) -> Tier:
-    """The tier the nearest examples of this capability needed, weighted by nearness (a
-    learned example of the very same request outweighs several loosely related ones),
-    else the capability's."""
+    """The tier the nearest examples of this capability needed, weighted by the square of
+    their nearness, so a learned example of the very same request outweighs several
+    loosely related ones (with a thousand seeds a plain sum let the crowd win); else the
+    capability's."""
     same: Counter[Tier] = Counter()
     for n in neighbours:
         if n.example.capability == capability:
-            same[n.example.tier] += n.score
+            same[n.example.tier] += n.score ** 2
     return same.most_common(1)[0][0] if same else TIER_BY_CAPABILITY[capability]
 
 
