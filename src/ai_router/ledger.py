@@ -179,9 +179,11 @@ class Ledger:
                limit_micro: int) -> Snapshot: ...
 
     def settle(self, reservation: Reservation, cost_micro: int, usage: Usage | None, *,
-               limit_micro: int | None = None) -> Snapshot | None:
+               limit_micro: int | None = None, outcome: dict[str, Any] | None = None
+               ) -> Snapshot | None:
         """Record the actual cost (the provider's usage is the truth) and free the rest.
-        Given the day's limit, also return the money left after it (same transaction)."""
+        Given the day's limit, also return the money left after it; given the call's
+        outcome row, write it too (same transaction: one commit instead of two)."""
         u = usage or Usage(estimated=True)
         now = self.clock()
         with self._immediate() as conn:
@@ -192,9 +194,12 @@ class Ledger:
                 (max(0, cost_micro), now, u.input_tokens, u.cache_read_tokens,
                  u.cache_write_tokens, u.output_tokens, u.reasoning_tokens, int(u.estimated),
                  reservation.id))
-            if limit_micro is None:
-                return None
-            return self._snapshot(conn, now, limit_micro)
+            if outcome is not None:
+                self._insert_outcome(conn, outcome)
+            after = None if limit_micro is None else self._snapshot(conn, now, limit_micro)
+        if outcome is not None:
+            self._written += 1
+        return after
 
     def release(self, reservation: Reservation) -> None:
         """The call failed before the provider did any billable work: nothing was spent."""
@@ -206,6 +211,19 @@ class Ledger:
         now = self.clock()
         with self._immediate() as conn:
             return self._snapshot(conn, now, limit_micro)
+
+    def peek(self, limit_micro: int) -> Snapshot:
+        """The day's totals as one read, no write lock: what the guard plans with. Holds
+        past their TTL are not yet marked expired, so they count as reserved instead of
+        spent; the sum, and so what remains, is the same (the next write expires them)."""
+        now = self.clock()
+        day = budget_day(now, self.tz)
+        with self._locked():
+            try:
+                spent, reserved = self._totals(self.db.conn, day)
+            except sqlite3.Error as e:
+                raise LedgerError(f"budget ledger {self.path} is unavailable: {e}") from e
+        return Snapshot(day, limit_micro, spent, reserved, day_elapsed_share(now, self.tz))
 
     def spend_by_model(self, day: str | None = None) -> list[dict[str, Any]]:
         day = day or budget_day(self.clock(), self.tz)
@@ -223,14 +241,8 @@ class Ledger:
         return self._rated, self._written
 
     def record_outcome(self, outcome: dict[str, Any]) -> None:
-        row = {k: json.dumps(v) if isinstance(v, (dict, list)) else v
-               for k, v in outcome.items()}
-        row.setdefault("ts", self.clock())
-        row.setdefault("day", budget_day(row["ts"], self.tz))
-        names = ", ".join(f'"{k}"' for k in row)  # our own field names, never user input
-        with self._immediate() as conn:  # plain SQL: sqlite-utils' insert costs 0.1 ms here
-            conn.execute(f"INSERT INTO outcomes ({names}) VALUES ({', '.join('?' * len(row))})",
-                         tuple(row.values()))
+        with self._immediate() as conn:
+            self._insert_outcome(conn, outcome)
         self._written += 1
 
     def set_feedback(self, outcome_id: str, feedback: str) -> bool:
@@ -258,17 +270,35 @@ class Ledger:
 
     # -- internals ----------------------------------------------------------------------
 
+    def _insert_outcome(self, conn: sqlite3.Connection, outcome: dict[str, Any]) -> None:
+        row = {k: json.dumps(v) if isinstance(v, (dict, list)) else v
+               for k, v in outcome.items()}
+        row.setdefault("ts", self.clock())
+        row.setdefault("day", budget_day(row["ts"], self.tz))
+        names = ", ".join(f'"{k}"' for k in row)  # our own field names, never user input
+        # plain SQL: sqlite-utils' insert costs 0.1 ms here
+        conn.execute(f"INSERT INTO outcomes ({names}) VALUES ({', '.join('?' * len(row))})",
+                     tuple(row.values()))
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """This process's hold on the connection; from the event loop (Ledger.run) it never
+        waits: _Busy sends the call to a thread instead."""
+        if not self._lock.acquire(blocking=not getattr(self._local, "nowait", False)):
+            raise _Busy
+        try:
+            yield
+        finally:
+            self._lock.release()
+
     @contextmanager
     def _immediate(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that takes the lock up front, so read-check-write is atomic
         across processes (a deferred BEGIN would fail with 'database is locked')."""
         conn = self.db.conn
-        nowait = getattr(self._local, "nowait", False)
-        if not self._lock.acquire(blocking=not nowait):
-            raise _Busy
-        try:
+        with self._locked():
             try:
-                self._begin(conn, nowait)
+                self._begin(conn, getattr(self._local, "nowait", False))
             except sqlite3.Error as e:
                 raise LedgerError(f"budget ledger {self.path} is unavailable: {e}") from e
             try:
@@ -282,8 +312,6 @@ class Ledger:
                                       " check free disk space and the file's permissions"
                                       ) from e
                 raise
-        finally:
-            self._lock.release()
 
     @staticmethod
     def _begin(conn: sqlite3.Connection, nowait: bool) -> None:
