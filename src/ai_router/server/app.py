@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import RouterError
 from ..guard import VIRTUAL_MODELS
-from ..ledger import usd
+from ..ledger import Ledger, usd
 from ..router import Router
 from ..schema import ChatRequest
 from .dashboard import routes as dashboard_routes
@@ -34,6 +35,7 @@ from .tool_routes import routes as tool_routes
 log = logging.getLogger("ai_router.server")
 CHAT_PATH = "/v1/chat/completions"
 MODEL_PREFIX = "ai-router/"  # OpenClaw-style "provider/model" refs to this server
+CHECKPOINT_S = 1.0  # how often the ledger's WAL is copied back (~30 MB of it at 1k req/s)
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 
 
@@ -42,12 +44,14 @@ def create_app(router: Router, *, api_key: str | None = None,
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         warming = asyncio.create_task(_warm_up(router)) if warm_up else None
+        router.ledger.defer_checkpoints()
+        checkpoints = asyncio.create_task(_checkpoint_every(router.ledger, CHECKPOINT_S))
         try:
             yield
         finally:
-            if warming:
-                warming.cancel()
-                await asyncio.gather(warming, return_exceptions=True)
+            for task in filter(None, (warming, checkpoints)):
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
             await router.aclose()
 
     app = FastAPI(title="ai-router", lifespan=lifespan, docs_url=None, redoc_url=None,
@@ -169,6 +173,16 @@ async def _stream(router: Router, chat: ChatRequest) -> SSEResponse:
     include_usage = bool((chat.stream_options or {}).get("include_usage"))
     return SSEResponse(sse_events(stream, include_usage=include_usage,
                                   created=int(time.time())), headers)
+
+
+async def _checkpoint_every(ledger: Ledger, seconds: float) -> None:
+    """The ledger's WAL copied back into its file in a thread, not in a request's commit."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await asyncio.to_thread(ledger.checkpoint)
+        except sqlite3.Error as e:  # the next round, or the next process, tries again
+            log.warning("ledger checkpoint failed: %s", e)
 
 
 async def _warm_up(router: Router) -> None:
