@@ -135,6 +135,8 @@ class Ledger:
         # (feedback given, outcomes written) by this process: the learner reloads when they move
         self._rated = self._written = 0
         self._checkpointer: sqlite3.Connection | None = None
+        self._checkpoint_lock = threading.Lock()  # close() waits for a running checkpoint
+        self._closed = False
         self.db = open_database(self.path)
 
     async def run(self, method: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -366,14 +368,19 @@ class Ledger:
     def checkpoint(self) -> None:
         """Copy the WAL into the database file (PASSIVE: it never waits for a writer nor
         blocks one), on a connection of its own so calls go on meanwhile. Blocking."""
-        if self._checkpointer is None:
-            self._checkpointer = sqlite3.connect(self.path, isolation_level=None,
-                                                 check_same_thread=False)
-        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        with self._checkpoint_lock:
+            if self._closed:
+                return
+            if self._checkpointer is None:
+                self._checkpointer = sqlite3.connect(self.path, isolation_level=None,
+                                                     check_same_thread=False)
+            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def close(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.close()
+        with self._checkpoint_lock:
+            self._closed = True
+            if self._checkpointer is not None:
+                self._checkpointer.close()
         self.db.close()
 
 
