@@ -142,8 +142,11 @@ def test_the_learned_arm_sends_strong_what_the_replayed_outcomes_escalated():
     rl = _bench_module("routellm")
     config = load_config(None)
     hello = "Zorblax quux greeting {}: write a friendly one-line hello to the team"
-    train = [_record(hello.format(f"number {i}")) for i in range(6)]  # only strong got it right
-    test = [_record(hello.format(f"variant {i}")) for i in range(3)]
+    # only strong got these right; names, not numbers, tell them apart (a number could
+    # match a seed example's)
+    train = [_record(hello.format(f"from {n}")) for n in ("amber", "birch", "cedar", "dune",
+                                                            "elm", "fern")]
+    test = [_record(hello.format(f"from {n}")) for n in ("gale", "heath", "iris")]
     before = asyncio.run(rl.score_arm("evidence", test, config))
     after = asyncio.run(rl.learned_arm(train, test, config, "full", "tier"))
     assert "strong" not in before["decision"]  # the seed bank alone calls it cheap work

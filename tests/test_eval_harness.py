@@ -24,7 +24,8 @@ LINES = [
      "ref_output_tokens": 40},
     {"prompt": "Write a poem about cats", "label_capability": "writing", "label_tier": "cheap",
      "ref_output_tokens": 300},
-    {"prompt": "What is 2+2?", "label_capability": "math", "label_tier": "not_strong"},
+    # an outcome label may say strong where the heuristic calls arithmetic cheap
+    {"prompt": "What is 2+2?", "label_capability": "math", "label_tier": "strong"},
     # the keyword heuristic calls this extraction: one wrong answer of four
     {"prompt": "Summarize the plot of Hamlet", "label_capability": "knowledge"},
 ]
@@ -60,7 +61,7 @@ def test_eval_json_scores_the_keyword_baseline_and_the_manager_in_one_run(tmp_pa
     base = report["arms"]["baseline"]
     assert base["capability_accuracy"] == 0.75
     assert base["confusion"]["knowledge"] == {"extraction": 1}
-    assert base["strong_agreement"] == pytest.approx(2 / 3, abs=1e-3)  # 2+2 is not strong
+    assert base["strong_agreement"] == pytest.approx(2 / 3, abs=1e-3)  # 2+2 is not
     assert 0 <= report["latency_p50_s"] <= report["latency_p95_s"] < 5
     assert report["schema_valid_rate"] in (None, 0.0)  # the model was never reachable
 
@@ -104,6 +105,15 @@ def test_limit_keeps_the_first_prompts(tmp_path):
     assert [i.prompt for i in load_items(data, limit=2)] == ["hi there!", "Write a poem about cats"]
 
 
+def test_a_prompt_may_hold_unicode_line_separators(tmp_path):
+    # json.dumps(ensure_ascii=False) leaves U+2028 and U+0085 as they are; only "\n" ends a line
+    prompt = "first\u2028second\x85third"
+    data = tmp_path / "dev.jsonl"
+    data.write_text(json.dumps({"prompt": prompt}, ensure_ascii=False) + "\n"
+                    + json.dumps({"prompt": "next"}) + "\n", encoding="utf-8")
+    assert [i.prompt for i in load_items(data)] == [prompt, "next"]
+
+
 @pytest.fixture(scope="module")
 def upstream():
     upstream = OpenAIUpstream()
@@ -145,12 +155,24 @@ async def test_the_session_pass_answers_tool_loop_follow_ups_from_the_cache(tmp_
     assert session["amortised_latency_s"] < report["model"]["latency_p50_s"]
 
 
-def test_the_held_out_file_never_shares_a_prompt_with_the_seed_bank():
-    seeds = {i.prompt for i in load_items(REPO / "data" / "seed_bank.jsonl")}
-    held = load_items(REPO / "data" / "heldout.jsonl")
-    assert len(held) >= 100 and not seeds & {i.prompt for i in held}
-    assert {i.capability for i in held} == {i.capability for i in load_items(
-        REPO / "data" / "seed_bank.jsonl")}
+@pytest.mark.parametrize("name", ["heldout.jsonl", "heldout2.jsonl", "heldout3.jsonl",
+                                  "heldout4.jsonl"])
+def test_a_held_out_file_shares_no_prompt_and_no_near_copy_with_the_seed_bank(name):
+    def words(text):
+        return set(re.findall(r"[a-z0-9]+", text.lower()))
+
+    seeds = load_items(REPO / "data" / "seed_bank.jsonl")
+    held = load_items(REPO / "data" / name)
+    assert len(held) >= 100
+    assert {i.capability for i in held} == {i.capability for i in seeds}
+    # held-out files 2-4 were written blind, then every prompt within 40% word overlap
+    # (Jaccard) of a seed was dropped; the first file predates that rule
+    limit = 1.0 if name == "heldout.jsonl" else 0.4
+    seed_words = [words(s.prompt) for s in seeds]
+    for item in held:
+        w = words(item.prompt)
+        nearest = max(len(w & s) / len(w | s) for s in seed_words)
+        assert nearest < limit, item.prompt
 
 
 def test_the_eval_command_is_registered_with_the_cli():

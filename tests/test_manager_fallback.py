@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from ai_router.digest import make_digest
-from ai_router.manager.fallback import MAX_OUTPUT_TOKENS, classify, fallback_decision
+from ai_router.manager.fallback import (
+    MAX_OUTPUT_TOKENS,
+    classify,
+    explicit_capability,
+    fallback_decision,
+)
 from ai_router.schema import ChatRequest
 
 EXAMPLES = {
@@ -29,6 +34,8 @@ EXAMPLES = {
         "Translate 'where is the station' into German",
         "Convert this list of names and ages to JSON",
         "tl;dr of the meeting notes please",
+        "Count how often the word 'river' appears in the paragraph below:\n...",
+        "Categorize these expenses:\n- Uber $38\n- rent $1,200\n- cinema 2 x $12",
     ],
     "writing": [
         "Write a poem about the sea",
@@ -36,13 +43,17 @@ EXAMPLES = {
         "Compose a short story about a lost robot",
         "Rephrase this paragraph to sound friendlier",
         "Write a toast for my brother's wedding",
+        "Edit the following paragraph to fix its grammar: ...",
+        "Write a pep talk for my team, we're down 2-0 at halftime",  # a score, not math
     ],
-    "reasoning": [
-        "Why did the Roman Empire fall?",
-        "Explain how vaccines train the immune system",
+    "reasoning": [  # MT-Bench's sense: puzzles, logic, counterfactuals, decisions
         "Plan a three-day trip to Kyoto",
-        "Compare renting and buying a home: pros and cons",
         "Think through this step by step: should I change jobs?",
+        "Here is a riddle: what has keys but can't open locks?",
+        "What if the Moon had never formed?",
+        "Which word does not belong: apple, pear, carrot, plum",
+        "riddle: the more of me you take, the more you leave behind. 3 guesses?",
+        "Which is the odd one out: 4, 9, 16, 20, 25?",
     ],
     "knowledge": [
         "What is the capital of Australia?",
@@ -50,6 +61,11 @@ EXAMPLES = {
         "When did the Berlin Wall fall?",
         "Which planet has the most moons?",
         "Is a tomato a fruit?",
+        "Why did the Roman Empire fall?",  # explaining a subject is knowledge
+        "Explain how vaccines train the immune system",
+        "Compare renting and buying a home: pros and cons",
+        "The enzyme that unwinds DNA during replication is\nA. ligase\nB. helicase\n"
+        "C. primase\nD. polymerase\nAnswer:",
     ],
     "chat": [
         "hi!",
@@ -57,6 +73,7 @@ EXAMPLES = {
         "thanks, that's all for today",
         "I had a long day",
         "good morning",
+        "Pretend you are a pirate captain and greet your crew",
     ],
 }
 
@@ -73,8 +90,9 @@ def digest_for(text: str, **kw):
 
 @pytest.mark.parametrize(("text", "tier"), [
     ("Write a Python function to parse dates", "strong"),
-    ("Solve 2x + 1 = 9", "strong"),
-    ("Why is the sky blue?", "strong"),
+    ("Solve 2x + 1 = 9", "cheap"),
+    ("Two guards, one always lies: which door do you ask about?", "strong"),
+    ("Why is the sky blue?", "cheap"),
     ("Write a poem about cats", "cheap"),
     ("Who wrote Hamlet?", "cheap"),
     ("Summarize this: ...", "cheap"),
@@ -114,3 +132,16 @@ def test_a_virtual_model_naming_a_capability_is_taken_at_its_word():
 def test_fallback_is_deterministic():
     digest = digest_for("Plan my week step by step")
     assert fallback_decision(digest) == fallback_decision(digest)
+
+
+@pytest.mark.parametrize(("text", "explicit"), [
+    ("Here's a riddle about numbers: what 3-digit number...", "reasoning"),
+    ('Translate into French: "The museum opens at nine and closes at six on weekdays."',
+     "extraction"),
+    ("Translate this Python function to Go", None),  # code first
+    ("Summarize the history of Rome", None),  # no supplied text: a subject question
+    ("Pretend you are a ship's cat and describe your day", "chat"),
+    ("What is 12 * 7?", None),
+])
+def test_only_a_task_named_outright_is_explicit(text, explicit):
+    assert explicit_capability(text) == explicit

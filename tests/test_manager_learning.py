@@ -191,7 +191,7 @@ def test_eval_learn_from_scores_without_and_with_what_the_replay_taught(tmp_path
 
     # the manager calls these small talk at the local tier; the labels say strong
     train = write("train.jsonl", [
-        {"prompt": "hello! zorblax frobnicator checking in", "label_capability": "chat",
+        {"prompt": "hey there! zorblax frobnicator checking in", "label_capability": "chat",
          "label_tier": "strong", "ref_output_tokens": 40},
         {"prompt": "hi there, quux blorvian says hey", "label_capability": "chat",
          "label_tier": "strong", "ref_output_tokens": 40},

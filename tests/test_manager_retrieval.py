@@ -11,7 +11,7 @@ from ai_router.digest import make_digest
 from ai_router.manager import Manager
 from ai_router.manager import evidence as ev
 from ai_router.manager.prompt import ManagerPrompt
-from ai_router.manager.retrieval import Example, SeedBank, find_seed_file
+from ai_router.manager.retrieval import Example, SeedBank, find_seed_file, read_examples
 from ai_router.schema import CAPABILITIES, ChatRequest
 from upstreams.openai_wire import OpenAIUpstream, completion_body, json_reply
 
@@ -40,6 +40,15 @@ def test_retrieval_skips_the_excluded_prompt_and_ignores_query_syntax():
     assert all(n.example.prompt != text for n in BANK.nearest(text, k=5, exclude=text))
     assert BANK.nearest('NEAR("zzz" OR *) AND -', k=3) == []  # FTS5 syntax is just words
     assert BANK.nearest("", k=3) == []
+
+
+def test_a_seed_prompt_may_hold_unicode_line_separators(tmp_path):
+    seeds = tmp_path / "seed_bank.jsonl"
+    seeds.write_text(json.dumps({"prompt": "Summarize:\u2028a line\x85another",
+                                 "label_capability": "extraction", "label_tier": "cheap",
+                                 "ref_output_tokens": 50}, ensure_ascii=False) + "\n",
+                     encoding="utf-8")
+    assert [e.prompt for e in read_examples(seeds)] == ["Summarize:\u2028a line\x85another"]
 
 
 def test_the_shipped_seed_bank_loads_and_covers_every_capability():

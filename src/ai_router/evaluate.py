@@ -65,7 +65,8 @@ def load_items(path: Path, limit: int | None = None) -> list[Item]:
     if not path.is_file():
         raise RouterError(f"{path}: no such file")
     items = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    # JSON lines end at "\n" only: a prompt may hold U+2028 or U+0085 unescaped
+    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
         if not line.strip():
             continue
         try:

@@ -22,10 +22,12 @@ from .fallback import (
     adjust_output_tokens,
     classify,
     estimate_output_tokens,
+    explicit_capability,
 )
 from .retrieval import Neighbour
 
 KEYWORD_WEIGHT = 0.3  # the nearest examples' shares add up to 1
+EXPLICIT_WEIGHT = 0.5  # on top of the keyword vote: the request names its task outright
 # A tie-breaker only: on the seed bank's uncertain cases SmolLM2-135M's capability was
 # right less often than the evidence's (docs/benchmarks.md). A stronger local model
 # earns more weight by beating the "evidence" arm of `ai-router eval --compare`.
@@ -69,6 +71,9 @@ def gather(digest: Digest, neighbours: list[Neighbour]) -> Evidence:
     for n in neighbours if total > 0 else []:
         votes[n.example.capability] += n.score / total
     votes[classify(digest.text)] += KEYWORD_WEIGHT
+    explicit = explicit_capability(digest.text)
+    if explicit:
+        votes[explicit] += EXPLICIT_WEIGHT
     settled = settled_capability(digest)
     if settled:
         votes[settled] += SETTLED_WEIGHT

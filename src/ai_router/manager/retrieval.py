@@ -53,7 +53,8 @@ def find_seed_file() -> Path | None:
 def read_examples(path: Path) -> list[Example]:
     """Labelled lines (`prompt`, `label_capability`, `label_tier`, `ref_output_tokens`)."""
     examples = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    # JSON lines end at "\n" only: a prompt may hold U+2028 or U+0085 unescaped
+    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
         if not line.strip():
             continue
         try:
