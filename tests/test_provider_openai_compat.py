@@ -160,6 +160,19 @@ async def test_the_key_is_sent_as_a_bearer_token(upstream, adapter):
     assert upstream.requests[0].headers["authorization"] == f"Bearer {KEY}"
 
 
+async def test_the_sdks_telemetry_headers_are_not_sent(upstream, adapter):
+    upstream.push(json_reply(completion_body("ok")),
+                  sse_reply([chunk_body({"content": "ok"}, finish_reason="stop")]))
+    request = ChatRequest.from_prompt("hi")
+
+    await adapter.complete(request, "gpt-test", 10)
+    await collect(adapter, request)
+
+    for sent in upstream.requests:
+        assert not [h for h in sent.headers if h.startswith("x-stainless")], sent.headers
+        assert sent.headers["user-agent"].startswith("AsyncOpenAI/Python")
+
+
 async def test_requests_are_json_with_non_ascii_text_intact(upstream, adapter):
     upstream.push(json_reply(completion_body("ok")),
                   sse_reply([chunk_body({"content": "ok"}, finish_reason="stop")]))

@@ -128,3 +128,20 @@ def test_a_genuine_bug_is_a_clean_500_logged_without_secrets(served, caplog):
     assert "RuntimeError" in error["message"] and KEYS["OPENAI_API_KEY"] not in response.text
     assert "bug while holding ***" in caplog.text
     assert KEYS["OPENAI_API_KEY"] not in caplog.text
+
+
+def nested(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+def test_json_nested_past_the_limit_is_a_400_at_any_depth(served):
+    from ai_router.server.security import MAX_JSON_DEPTH, too_deep
+
+    assert not too_deep([[[]]], limit=3) and too_deep([[[[]]]], limit=3)
+    assert not too_deep({"a": [{"b": {}}], "c": "leaf"}, limit=4)
+    assert too_deep({"a": [{"b": {"d": []}}]}, limit=4)
+    at_limit = '{"messages": [{"role": "user", "content": "x", "deep": %s}]}'
+    assert post(served, at_limit % nested(MAX_JSON_DEPTH - 3)).status_code != 400
+    for levels in (MAX_JSON_DEPTH - 2, 5000):  # past it: ours, then Python's own parser
+        error = assert_openai_error(post(served, at_limit % nested(levels)), 400)
+        assert "nest" in error["message"]

@@ -135,3 +135,18 @@ price = {{ input = 1.0, output = 2.0 }}
     assert '"POST /v1/chat/completions HTTP/1.1" 200' in output, "access log is on"
     for secret in (SERVER_KEY, KEYS["OPENAI_API_KEY"], "ar-wrong-key-also-secret"):
         assert secret not in output
+
+
+def test_serve_logs_each_request_unless_told_not_to(monkeypatch, tmp_path):
+    import uvicorn
+
+    from ai_router.server import command
+
+    seen: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda _app, **kw: seen.update(kw))
+    monkeypatch.setattr(command, "_freeze_startup_objects", lambda: None)
+    monkeypatch.setenv("AI_ROUTER_DB", str(tmp_path / "ledger.db"))
+    for flags, logged in (([], True), (["--no-access-log"], False)):
+        result = CliRunner().invoke(app, ["serve", "--port", str(free_port()), *flags])
+        assert result.exit_code == 0, result.output
+        assert seen.pop("access_log") is logged

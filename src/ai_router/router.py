@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -122,7 +122,7 @@ class Router:
         facts = Facts(input_tokens, has_tools=digest.has_tools,
                       tools_required=request.tools_required, has_images=digest.has_images,
                       wants_json=digest.wants_json, long_context=digest.long_context)
-        snapshot = await self.ledger.run(self.ledger.snapshot, self.limit_micro)
+        snapshot = await self.ledger.run(self.ledger.peek, self.limit_micro)
         the_plan = plan(decision.decision, facts, intent, snapshot, self.config,
                         self.available_providers(), self.prices, await self._prepaid(),
                         self.manager.calibration)
@@ -136,9 +136,14 @@ class Router:
         digest, decision, the_plan = await self.prepare(
             request, capability=capability, max_cost_usd=max_cost_usd)
         attempts: list[str] = []
+
+        def outcome(model: ModelConfig, usage: Usage, cost: int) -> dict[str, Any]:
+            return self._outcome(request_id, source, digest, decision, the_plan, model, usage,
+                                 cost, started, attempts, status="ok")
+
         try:
             for cand in the_plan.candidates:
-                served = await self._try(request, cand, request_id, digest, attempts)
+                served = await self._try(request, cand, request_id, digest, attempts, outcome)
                 if served:
                     completion, usage, cost, remaining = served
                     break
@@ -150,8 +155,6 @@ class Router:
             raise
         if not attempts:  # a fallback answer does not decide the conversation's model
             self._remember(request, cand.model)
-        self._log(request_id, source, digest, decision, the_plan, cand.model, usage, cost,
-                  started, attempts, status="ok")
         return Routed(request_id, completion, cand.model, the_plan.capability, usage, cost,
                       remaining, decision, the_plan.overrides, attempts,
                       the_plan.offline)
@@ -229,10 +232,11 @@ class Router:
                 cost = prices.cost_micro(cand.model, self.config.providers[cand.model.provider],
                                          usage)
             # synchronous on purpose: this may run while the task is being cancelled
-            remaining = self.ledger.settle(reservation, cost, usage,
-                                           limit_micro=self.limit_micro).remaining_micro
-            self._log(stream.request_id, source, digest, stream.manager, the_plan, cand.model,
-                      usage, cost, started, stream.attempts, status=status, error=error)
+            outcome = self._outcome(stream.request_id, source, digest, stream.manager,
+                                    the_plan, cand.model, usage, cost, started,
+                                    stream.attempts, status=status, error=error)
+            remaining = self.ledger.settle(reservation, cost, usage, limit_micro=self.limit_micro,
+                                           outcome=outcome).remaining_micro
             stream.result = Routed(stream.request_id, received, cand.model, stream.capability,
                                    usage, cost, remaining, stream.manager, stream.overrides,
                                    stream.attempts, stream.offline)
@@ -248,8 +252,11 @@ class Router:
         return reservation
 
     async def _try(self, request: ChatRequest, cand: Candidate, request_id: str,
-                   digest: Digest, attempts: list[str]
+                   digest: Digest, attempts: list[str],
+                   outcome: Callable[[ModelConfig, Usage, int], dict[str, Any]]
                    ) -> tuple[Completion, Usage, int, int] | None:
+        """One candidate; once it has answered, its settlement and the request's outcome
+        row are one transaction."""
         model = cand.model
         reservation = await self._reserve(cand, request_id, attempts)
         if reservation is None:
@@ -270,7 +277,8 @@ class Router:
         usage = completion.usage or self._estimate_usage(digest, completion, cand.max_tokens)
         cost = prices.cost_micro(model, self.config.providers[model.provider], usage)
         after = await self.ledger.run(self.ledger.settle, reservation, cost, usage,
-                                        limit_micro=self.limit_micro)
+                                      limit_micro=self.limit_micro,
+                                      outcome=outcome(model, usage, cost))
         return completion, usage, cost, after.remaining_micro
 
     async def _failed(self, reservation: Reservation, cand: Candidate, e: ProviderError,
@@ -335,6 +343,15 @@ class Router:
              the_plan: Plan, model: ModelConfig | None, usage: Usage | None, cost: int,
              started: float, attempts: list[str], *, status: str, error: str | None = None
              ) -> None:
+        self.ledger.record_outcome(self._outcome(
+            request_id, source, digest, decision, the_plan, model, usage, cost, started,
+            attempts, status=status, error=error))
+
+    def _outcome(self, request_id: str, source: str, digest: Digest, decision: ManagerResult,
+                 the_plan: Plan, model: ModelConfig | None, usage: Usage | None, cost: int,
+                 started: float, attempts: list[str], *, status: str,
+                 error: str | None = None) -> dict[str, Any]:
+        """The request's row in the outcome log."""
         prompt = {"full": digest.text, "preview": digest.text[:80], "off": None}[
             self.config.privacy]
         outcome: dict[str, Any] = {
@@ -354,7 +371,7 @@ class Router:
         if decision.fallback_reason:
             outcome["overrides"] = [f"manager fallback: {decision.fallback_reason}",
                                     *the_plan.overrides]
-        self.ledger.record_outcome(outcome)
+        return outcome
 
     async def aclose(self) -> None:
         for a in self._adapters.values():
@@ -375,12 +392,20 @@ def _for(cand: Candidate, request: ChatRequest) -> ChatRequest:
 def conversation_key(request: ChatRequest) -> str:
     """A conversation is known by its system prompt and first user message, which every
     later turn of an agent loop re-sends unchanged."""
-    system = [m.get("content") for m in request.messages if m.get("role") in ("system",
-                                                                               "developer")]
-    first_user = next((m.get("content") for m in request.messages if m.get("role") == "user"),
-                      None)
-    blob = json.dumps([system[:1], first_user], sort_keys=True, default=str)
-    return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
+    messages = request.messages
+    system = next((m.get("content") for m in messages if m.get("role") in ("system",
+                                                                            "developer")), None)
+    first_user = next((m.get("content") for m in messages if m.get("role") == "user"), None)
+    key = hashlib.blake2b(digest_size=16)
+    for part in (system, first_user):
+        # text is hashed as it is (an agent's system prompt is 26k characters: no JSON
+        # round trip); anything else as JSON, tagged so the two can never collide
+        tag, text = ((b"s", part) if isinstance(part, str) else
+                     (b"j", json.dumps(part, sort_keys=True, default=str)))
+        data = text.encode("utf-8", "surrogatepass")
+        key.update(b"%s%d:" % (tag, len(data)))
+        key.update(data)
+    return key.hexdigest()
 
 
 async def _close(iterator: AsyncIterator[Delta]) -> None:

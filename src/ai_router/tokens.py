@@ -10,7 +10,6 @@ import functools
 import gzip
 import hashlib
 import importlib.util
-import json
 import math
 import os
 import re
@@ -20,6 +19,7 @@ from typing import Any
 
 import tiktoken
 
+from . import fastjson
 from .schema import ChatRequest
 
 
@@ -200,7 +200,7 @@ def image_tokens(model_name: str | None) -> int:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return fastjson.dumps(value).decode()
 
 
 def _texts(request: ChatRequest) -> tuple[list[str], int, bool]:

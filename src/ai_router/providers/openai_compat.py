@@ -17,6 +17,7 @@ import httpx
 import openai
 import pydantic
 
+from .. import fastjson
 from ..errors import ProviderError, Unavailable
 from ..schema import ChatRequest, Completion, Delta, ToolCallDelta, Usage
 from .base import Adapter, ErrorMap, error_for_status, retry_after_seconds, scrub
@@ -29,7 +30,14 @@ MAX_MESSAGE = 300  # characters of a provider's error message worth keeping
 # per-request walk of every message and tool schema against the SDK's types, and the
 # reply stays plain JSON instead of being built into models: 1–3 ms less per call.
 CHAT_PATH = "/chat/completions"
-AUTH: Any = {"security": {"bearer_auth": True}}  # what create() asks of the client
+# The SDK's telemetry headers (OS, CPU, Python and SDK versions, retry count, read timeout):
+# nothing a provider needs to answer, and ~0.1 ms of the SDK's 0.7-1 ms per call to build
+SDK_TELEMETRY = ("X-Stainless-Lang", "X-Stainless-Package-Version", "X-Stainless-OS",
+                 "X-Stainless-Arch", "X-Stainless-Runtime", "X-Stainless-Runtime-Version",
+                 "X-Stainless-Async")
+AUTH: Any = {"security": {"bearer_auth": True},  # what create() asks of the client
+             "headers": {"X-Stainless-Retry-Count": openai.Omit(),
+                         "X-Stainless-Read-Timeout": openai.Omit()}}
 T = TypeVar("T")
 
 
@@ -59,7 +67,8 @@ class OpenAICompatAdapter(Adapter):
             self._client = openai.AsyncOpenAI(
                 base_url=self.config.base_url, api_key=self._api_key or "not-needed",
                 timeout=self.config.timeout_s, max_retries=0,
-                http_client=openai.DefaultAioHttpClient())
+                http_client=openai.DefaultAioHttpClient(),
+                default_headers={name: openai.Omit() for name in SDK_TELEMETRY})
         return self._client
 
     async def complete(self, request: ChatRequest, model: str, max_tokens: int) -> Completion:
@@ -115,9 +124,8 @@ def request_params(request: ChatRequest, model: str, max_tokens: int,
 
 
 def _encoded(params: dict[str, Any]) -> bytes:
-    # ASCII-escaped: half the time of the SDK's own encoder (ensure_ascii=False) on a
-    # 36k-character agent body, and the same JSON to the provider
-    return json.dumps(params).encode()
+    # orjson: 9 µs instead of the standard library's 172 on a 37k-character agent body
+    return fastjson.dumps(params)
 
 
 def _reasoning(message: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,10 +17,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..errors import RouterError
 from ..guard import VIRTUAL_MODELS
-from ..ledger import usd
+from ..ledger import Ledger, usd
 from ..router import Router
 from ..schema import ChatRequest
 from .dashboard import routes as dashboard_routes
@@ -31,7 +33,9 @@ from .streaming import SSEResponse, aclose, sse_events
 from .tool_routes import routes as tool_routes
 
 log = logging.getLogger("ai_router.server")
+CHAT_PATH = "/v1/chat/completions"
 MODEL_PREFIX = "ai-router/"  # OpenClaw-style "provider/model" refs to this server
+CHECKPOINT_S = 1.0  # how often the ledger's WAL is copied back (~30 MB of it at 1k req/s)
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 
 
@@ -40,12 +44,14 @@ def create_app(router: Router, *, api_key: str | None = None,
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         warming = asyncio.create_task(_warm_up(router)) if warm_up else None
+        router.ledger.defer_checkpoints()
+        checkpoints = asyncio.create_task(_checkpoint_every(router.ledger, CHECKPOINT_S))
         try:
             yield
         finally:
-            if warming:
-                warming.cancel()
-                await asyncio.gather(warming, return_exceptions=True)
+            for task in filter(None, (warming, checkpoints)):
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
             await router.aclose()
 
     app = FastAPI(title="ai-router", lifespan=lifespan, docs_url=None, redoc_url=None,
@@ -53,27 +59,19 @@ def create_app(router: Router, *, api_key: str | None = None,
     app.state.router = router
     app.add_exception_handler(ApiError, lambda _r, e: e.response())  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
-    # added last = outermost: CatchAll → BearerAuth → BodyLimit → routes
+    # added last = outermost: CatchAll → BearerAuth → BodyLimit → ChatRoute → routes
+    app.add_middleware(ChatRoute, router=router)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.add_middleware(BearerAuth, api_key=api_key)
     app.add_middleware(CatchAll, secrets=lambda: [*router.keys.secrets(), api_key or ""])
     app.include_router(tool_routes)  # POST /v1/route_and_ask, /v1/feedback
     app.include_router(dashboard_routes)  # GET /dashboard, /v1/stats
 
-    @app.post("/v1/chat/completions", openapi_extra=chat_request_doc(router.valid_model_names()))
+    # served by ChatRoute; declared here for the OpenAPI document and for a mounted app
+    # (a root_path), which ChatRoute leaves to FastAPI's routing
+    @app.post(CHAT_PATH, openapi_extra=chat_request_doc(router.valid_model_names()))
     async def chat_completions(request: Request) -> Response:
-        chat = parse_chat_request(await request.body(), router)
-        try:
-            if chat.stream:
-                return await _stream(router, chat)
-            routed = await router.ask(chat, source="server")
-        except RouterError as e:
-            raise from_router_error(e, router) from None
-        headers = routing_headers(
-            request_id=routed.request_id, model=routed.model, capability=routed.capability,
-            manager=routed.manager, cost_micro=routed.cost_micro,
-            remaining_micro=routed.remaining_micro, offline=routed.offline)
-        return JSONResponse(completion_body(routed, int(time.time())), headers=headers)
+        return await chat_response(await request.body(), router)
 
     @app.get("/v1/models")
     async def list_models() -> dict[str, Any]:
@@ -99,6 +97,49 @@ def create_app(router: Router, *, api_key: str | None = None,
         return {"status": "ok", "offline": router.offline}
 
     return app
+
+
+async def chat_response(raw: bytes, router: Router) -> Response:
+    """POST /v1/chat/completions: the routed answer, or an ApiError."""
+    chat = parse_chat_request(raw, router)
+    try:
+        if chat.stream:
+            return await _stream(router, chat)
+        routed = await router.ask(chat, source="server")
+    except RouterError as e:
+        raise from_router_error(e, router) from None
+    headers = routing_headers(
+        request_id=routed.request_id, model=routed.model, capability=routed.capability,
+        manager=routed.manager, cost_micro=routed.cost_micro,
+        remaining_micro=routed.remaining_micro, offline=routed.offline)
+    return JSONResponse(completion_body(routed, int(time.time())), headers=headers)
+
+
+class ChatRoute:
+    """ASGI middleware: POST /v1/chat/completions answered right here, inside the same
+    middlewares (CatchAll, BearerAuth, BodyLimit) but without FastAPI's per-request
+    routing, Request object and dependency solving. Anything else goes on to FastAPI."""
+
+    def __init__(self, app: ASGIApp, router: Router):
+        self.app, self.router = app, router
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (scope["type"] != "http" or scope["path"] != CHAT_PATH
+                or scope["method"] != "POST" or scope.get("root_path")):
+            return await self.app(scope, receive, send)
+        body = bytearray()
+        while True:  # BodyLimit has read it already and replays it as one message
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        try:
+            response = await chat_response(bytes(body), self.router)
+        except ApiError as e:
+            response = e.response()
+        await response(scope, receive, send)
 
 
 def parse_chat_request(raw: bytes, router: Router) -> ChatRequest:
@@ -132,6 +173,16 @@ async def _stream(router: Router, chat: ChatRequest) -> SSEResponse:
     include_usage = bool((chat.stream_options or {}).get("include_usage"))
     return SSEResponse(sse_events(stream, include_usage=include_usage,
                                   created=int(time.time())), headers)
+
+
+async def _checkpoint_every(ledger: Ledger, seconds: float) -> None:
+    """The ledger's WAL copied back into its file in a thread, not in a request's commit."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await asyncio.to_thread(ledger.checkpoint)
+        except sqlite3.Error as e:  # the next round, or the next process, tries again
+            log.warning("ledger checkpoint failed: %s", e)
 
 
 async def _warm_up(router: Router) -> None:

@@ -18,7 +18,9 @@ def serve(host: Annotated[str, typer.Option(
           config: ConfigOpt = None,
           offline: Annotated[bool, typer.Option(help="use local models only")] = False,
           max_body_mb: Annotated[float, typer.Option(help="largest request body, in MB")]
-          = DEFAULT_MAX_BODY_BYTES / 2**20) -> None:
+          = DEFAULT_MAX_BODY_BYTES / 2**20,
+          access_log: Annotated[bool, typer.Option(
+              help="log one line per request (method, path, status)")] = True) -> None:
     """Serve POST /v1/chat/completions, GET /v1/models, /v1/budget and /health
     (OpenAI-compatible: point OpenClaw or any OpenAI SDK at http://HOST:PORT/v1)."""
     import uvicorn
@@ -35,7 +37,8 @@ def serve(host: Annotated[str, typer.Option(
               f"{' (offline-only)' if router.offline else ''}", highlight=False)
     app_ = create_app(router, api_key=api_key, max_body_bytes=int(max_body_mb * 2**20))
     _freeze_startup_objects()
-    uvicorn.run(app_, host=host, port=port, log_level="info", log_config=_log_config())
+    uvicorn.run(app_, host=host, port=port, log_level="info", log_config=_log_config(),
+                access_log=access_log)
 
 
 def _freeze_startup_objects() -> None:

@@ -6,9 +6,9 @@ as SSE events (`data: {...}\\n\\n`), ending with `data: [DONE]`.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
+from .. import fastjson
 from ..schema import Delta, ToolCallDelta, Usage
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def chunk_body(chunk_id: str, model: str, created: int, delta: dict[str, Any] | 
 
 
 def sse(obj: dict[str, Any]) -> bytes:
-    return f"data: {json.dumps(obj, ensure_ascii=False, separators=(',', ':'))}\n\n".encode()
+    return b"data: " + fastjson.dumps(obj) + b"\n\n"
 
 
 def error_body(message: str, type: str = "invalid_request_error", *, param: str | None = None,

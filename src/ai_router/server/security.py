@@ -24,16 +24,17 @@ MAX_JSON_DEPTH = 64
 
 
 def too_deep(value: object, limit: int = MAX_JSON_DEPTH) -> bool:
-    """Whether parsed JSON nests deeper than `limit` (iterative: no recursion to exhaust)."""
-    if not isinstance(value, dict | list):
+    """Whether parsed JSON (plain dicts and lists) nests deeper than `limit`. Recursive but
+    never more than `limit` calls deep; it visits containers only (an agent body has
+    thousands of leaves): 27 µs on a 37k-character one, a work list took 90."""
+    kind = type(value)
+    if kind is not dict and kind is not list:
         return False
-    stack = [(value, 1)]  # containers only: an agent body has thousands of leaves
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
+    if limit == 0:
+        return True
+    for item in (value.values() if kind is dict else value):  # type: ignore[attr-defined]
+        if (type(item) is dict or type(item) is list) and too_deep(item, limit - 1):
             return True
-        stack += [(x, depth + 1) for x in (item.values() if isinstance(item, dict) else item)
-                  if isinstance(x, dict | list)]
     return False
 
 

@@ -1,0 +1,109 @@
+"""The ledger's cheaper per-request operations: the guard's read-only peek, the outcome
+row written in the settle transaction, and checkpoints taken off the request path."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from ai_router.errors import LedgerError
+from ai_router.ledger import Ledger
+from ai_router.schema import Usage
+from server_setup import ups_fixture  # noqa: F401 - fixture
+
+UTC = ZoneInfo("UTC")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = datetime(2026, 11, 26, 12, tzinfo=UTC).timestamp()
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_peek_leaves_the_same_money_as_snapshot_also_past_a_holds_ttl(tmp_path):
+    clock = Clock()
+    ledger = Ledger(tmp_path / "l.db", UTC, ttl_s=60, clock=clock)
+    settled = ledger.reserve(300, 1000, provider="p", model="p/m", request_id="a")
+    ledger.settle(settled, 120, Usage(input_tokens=1))
+    ledger.reserve(200, 1000, provider="p", model="p/m", request_id="b")  # never settled
+    peek = ledger.peek(1000)
+    assert (peek.spent_micro, peek.reserved_micro, peek.remaining_micro) == (120, 200, 680)
+    clock.t += 120  # the hold is past its TTL: a crashed caller's, now counted as spent
+    peek, snap = ledger.peek(1000), ledger.snapshot(1000)
+    assert (snap.spent_micro, snap.reserved_micro) == (320, 0)
+    assert (peek.spent_micro, peek.reserved_micro) == (120, 200)  # not marked yet...
+    assert peek.remaining_micro == snap.remaining_micro == 680  # ...the same money left
+    assert (peek.day, peek.elapsed_share) == (snap.day, snap.elapsed_share)
+
+
+def test_settle_writes_the_outcome_row_in_the_same_transaction(tmp_path):
+    ledger = Ledger(tmp_path / "l.db", UTC)
+    held = ledger.reserve(300, 1000, provider="p", model="p/m", request_id="r1")
+    after = ledger.settle(held, 100, None, limit_micro=1000,
+                          outcome={"id": "r1", "status": "ok", "digest": {"turns": 1}})
+    assert after.remaining_micro == 900
+    assert ledger.outcome_changes == (0, 1)  # the learner sees the new row
+    row = ledger.db.conn.execute("SELECT status, digest FROM outcomes WHERE id='r1'").fetchone()
+    assert row == ("ok", '{"turns": 1}')
+    # a row that cannot be written takes the settlement with it: the hold stays, and
+    # expires at its full amount (the conservative side), rather than money without a row
+    again = ledger.reserve(300, 1000, provider="p", model="p/m", request_id="r1")
+    with pytest.raises(LedgerError):
+        ledger.settle(again, 100, None, outcome={"id": "r1", "status": "ok"})  # same id
+    status = ledger.db.conn.execute("SELECT status FROM calls WHERE id=?", (again.id,))
+    assert status.fetchone() == ("reserved",)
+    assert ledger.outcome_changes == (0, 1)
+
+
+def rows_in_file_alone(path, copy) -> int:
+    """Calls rows in the database file without its WAL (what a checkpoint has copied)."""
+    shutil.copy(path, copy)
+    conn = sqlite3.connect(copy)
+    try:
+        return conn.execute("SELECT count(*) FROM calls").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_deferred_checkpoints_happen_when_asked_and_lose_nothing(tmp_path):
+    path = tmp_path / "l.db"
+    ledger = Ledger(path, UTC)
+    ledger.checkpoint()  # the tables, in the file
+    ledger.defer_checkpoints()
+    for i in range(1500):  # well past SQLite's 1000-page automatic checkpoint
+        held = ledger.reserve(1, 10**9, provider="p", model="p/m", request_id=str(i))
+        ledger.settle(held, 1, None, outcome={"id": str(i), "status": "ok"})
+    assert rows_in_file_alone(path, tmp_path / "a.db") == 0  # all still in the WAL
+    reader = Ledger(path, UTC)  # another process sees every call meanwhile
+    assert reader.snapshot(10**9).spent_micro == 1500
+    ledger.checkpoint()
+    assert rows_in_file_alone(path, tmp_path / "b.db") == 1500
+    reader.close()
+    ledger.close()
+
+
+def test_the_server_checkpoints_its_ledger_in_the_background(ups, tmp_path, monkeypatch):
+    import httpx
+
+    from ai_router.server import app as server_app
+    from server_setup import make_router, running_server, wait_for
+    from upstreams.openai_wire import completion_body, json_reply
+
+    monkeypatch.setattr(server_app, "CHECKPOINT_S", 0.05)
+    ups.reset()
+    ups.openai.handler = json_reply(completion_body("hi"))
+    path = tmp_path / "ledger.db"
+    router = make_router(ups, path, monkeypatch, models=("oai/gpt-test",))
+    router.ledger.checkpoint()  # the tables, in the file
+    with running_server(server_app.create_app(router, warm_up=False)) as url:
+        reply = httpx.post(f"{url}/v1/chat/completions", timeout=20, json={
+            "model": "oai/gpt-test", "messages": [{"role": "user", "content": "hello"}]})
+        assert reply.status_code == 200
+        # one call is a few pages: only a checkpoint, not SQLite's own at 1000, copies it
+        assert wait_for(lambda: rows_in_file_alone(path, tmp_path / "copy.db") == 1)
