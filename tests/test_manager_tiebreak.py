@@ -83,3 +83,26 @@ async def test_the_outcome_log_records_the_managers_latency_and_tokens(up, tmp_p
         assert row["manager_tokens"] == 0 and row["manager_ms"] is not None
     finally:
         await router.aclose()
+
+
+async def test_a_model_late_for_several_tie_breaks_is_not_waited_for_until_a_pause_ends(
+        manager, upstream):
+    from ai_router.manager import core
+
+    upstream.push(answer())
+    await manager.warm_up()
+    for _ in range(core.LATE_STREAK):
+        upstream.push(slow_reply(5.0, then=answer()))
+        assert (await manager.decide(DIGEST)).source == "model_late"
+    asked = len(upstream.requests)
+
+    skipped = await manager.decide(DIGEST)  # not asked: no wait for the deadline
+
+    assert skipped.source == "model_late" and len(upstream.requests) == asked
+    assert f"missed its last {core.LATE_STREAK} tie-breaks" in skipped.fallback_reason
+    assert skipped.decision == ev.decide(DIGEST, ev.gather(DIGEST, []))
+    # after the pause the model is asked again, and an answer in time resets the streak
+    manager._late_until = 0.0  # the pause is over
+    upstream.push(answer())
+    assert (await manager.decide(DIGEST)).source == "model"
+    assert len(upstream.requests) == asked + 1

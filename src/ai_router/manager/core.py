@@ -49,6 +49,11 @@ PROMPT_K = 4  # of those, the nearest go into the prompt: each costs ~40 prompt 
 # A warm model asked to break a tie gets this long; then the evidence decides alone. Its
 # vote weighs 0.1, so waiting seconds for it would buy little (fresh p95 target 600 ms).
 TIEBREAK_TIMEOUT_S = 0.5
+# A model late for this many tie-breaks in a row is not asked again for a while: waiting
+# for it only adds the deadline to the request (and a late answer still costs the local
+# server CPU). After the pause one tie-break tries it again.
+LATE_STREAK = 3
+LATE_PAUSE_S = 120.0
 
 # "combined": the evidence decides when it is confident, else the model proposes and the
 # evidence weighs its proposal; "model": the model's proposal as it is; "evidence": no model.
@@ -107,6 +112,8 @@ class Manager:
         # connection pool belongs to the loop that opened it
         self._clients: dict[str, tuple[asyncio.AbstractEventLoop, Any]] = {}
         self._warm = False
+        self._late_streak = 0
+        self._late_until = 0.0  # time.monotonic() until which tie-breaks skip the model
 
     async def warm_up(self) -> ManagerResult:
         """Start the local model and cache the prompt now, so requests meet a warm manager."""
@@ -179,12 +186,22 @@ class Manager:
         tiebreak = weigh and self.mode == "combined" and self._warm and not even_if_confident
         if tiebreak:
             timeout = min(timeout, self.tiebreak_s)
+            if time.monotonic() < self._late_until:
+                return ManagerResult(
+                    decision=ev.decide(digest, evidence), source="model_late",
+                    fallback_reason=f"the manager model missed its last {LATE_STREAK} "
+                    "tie-breaks; the evidence decides without waiting for a while",
+                    latency_s=time.perf_counter() - start, model=FALLBACK_MODEL, tokens=0)
         try:
             reply, used = await asyncio.wait_for(self._ask(digest, neighbours, state, weigh),
                                                  timeout)
         except Exception as e:  # noqa: BLE001 - every failure means "use the fallback"
             endpoint = state.get("endpoint")
             if tiebreak and isinstance(e, TimeoutError):  # slow, not broken: keep the endpoint
+                self._late_streak += 1
+                if self._late_streak >= LATE_STREAK:
+                    self._late_streak = 0
+                    self._late_until = time.monotonic() + LATE_PAUSE_S
                 return ManagerResult(
                     decision=ev.decide(digest, evidence), source="model_late",
                     fallback_reason=f"{endpoint.label if endpoint else 'the manager model'} "
@@ -199,6 +216,7 @@ class Manager:
                 latency_s=time.perf_counter() - start,
                 model=endpoint.label if endpoint else FALLBACK_MODEL, tokens=None)
         self._warm = True
+        self._late_streak = 0
         endpoint = state["endpoint"]
         if endpoint.kind == "ollama":
             self._keep_warm(endpoint)
