@@ -89,6 +89,32 @@ def test_score_counts_confusion_agreement_and_token_estimates():
     assert figures["latency_p50_s"] == pytest.approx(0.1, abs=1e-3)
 
 
+def test_measured_answers_give_the_cost_and_quality_of_the_decisions(tmp_path):
+    def outcome(weak, strong, out_tier, ref=None, tokens=100):
+        decision = RoutingDecision(capability="math", output_tokens=tokens, tier=out_tier)
+        return Outcome(Item("p", ref_tokens=ref, weak_score=weak, strong_score=strong),
+                       ManagerResult(decision, "evidence", None, 0.001, "m"))
+
+    figures = score([
+        outcome(0.0, 1.0, "strong", ref=50),   # sent strong where it was needed
+        outcome(1.0, 1.0, "cheap", ref=400),   # the weak model did as well
+        outcome(0.0, 1.0, "cheap"),            # needed strong, did not get it
+        outcome(1.0, 0.0, "local"),            # the weak model was right, the strong not
+    ])
+    cq = figures["cost_quality"]
+    assert cq["n"] == 4 and cq["strong_share"] == 0.25
+    assert cq["quality"] == 0.75  # 1 + 1 + 0 + 1
+    assert cq["weak_only"] == 0.5 and cq["strong_only"] == 0.75
+    assert cq["of_always_strong"] == 1.0
+    assert cq["random_same_share"] == pytest.approx(0.5 + 0.25 * 0.25)
+    assert figures["tokens_median_ratio"] == pytest.approx((2.0 + 0.25) / 2)
+    # the scores come from the file, and a file without them reports no cost/quality
+    data = write_jsonl(tmp_path / "rated.jsonl", [{"prompt": "hi", "weak_score": 1,
+                                                   "strong_score": 0.5}])
+    assert load_items(data)[0].weak_score == 1.0
+    assert score([outcome(None, None, "cheap")])["cost_quality"] is None
+
+
 def test_a_malformed_line_is_one_clear_error_not_a_traceback(tmp_path):
     data = tmp_path / "bad.jsonl"
     data.write_text('{"prompt": "hi"}\n{"no_prompt": 1}\n', encoding="utf-8")

@@ -53,6 +53,10 @@ class Item:
     ref_tokens: int | None = None
     model: str = "auto"
     system: str | None = None
+    # measured answer quality of a weak and a strong model (e.g. RouteLLM's outcomes: 0/1
+    # correct, or a judge's score): what routing this prompt strong or not is worth
+    weak_score: float | None = None
+    strong_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,8 @@ def load_items(path: Path, limit: int | None = None) -> list[Item]:
             row = json.loads(line)
             item = Item(str(row["prompt"]), row.get("label_capability"), row.get("label_tier"),
                         row.get("ref_output_tokens"), row.get("model") or "auto",
-                        row.get("system"))
+                        row.get("system"), _score(row, "weak_score"),
+                        _score(row, "strong_score"))
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise RouterError(f"{path}:{number}: each line needs a JSON object with a "
                               f"'prompt' ({type(e).__name__})") from None
@@ -83,6 +88,10 @@ def load_items(path: Path, limit: int | None = None) -> list[Item]:
             raise RouterError(f"{path}:{number}: unknown tier {item.tier!r}")
         items.append(item)
     return items[:limit] if limit else items
+
+
+def _score(row: dict[str, Any], key: str) -> float | None:
+    return None if row.get(key) is None else float(row[key])
 
 
 def to_digest(item: Item, config: Config) -> Digest:
@@ -144,10 +153,35 @@ def score(outcomes: list[Outcome]) -> dict[str, Any]:
         "model_share": _share([o.result.source == "model" for o in outcomes]),
         # the model was asked to break a tie and missed its deadline: the evidence decided
         "model_late_share": _share([o.result.source == "model_late" for o in outcomes]),
+        # the estimate's error: median of estimated / reference output tokens (1 is right)
+        "tokens_median_ratio": round(statistics.median(
+            o.result.decision.output_tokens / o.item.ref_tokens for o in sized), 3)
+        if sized else None,
         "latency_p50_s": _percentile(fresh, 50),
         "latency_p95_s": _percentile(fresh, 95),
+        "cost_quality": cost_quality(outcomes),
         "confusion": {label: dict(row) for label, row in sorted(confusion.items())},
     }
+
+
+def cost_quality(outcomes: list[Outcome]) -> dict[str, float] | None:
+    """What the decisions buy on prompts with measured weak and strong answers: the share
+    sent to the strong tier, the quality that gives, as a share of always-strong's, and
+    what random routing with the same share of strong calls would get."""
+    rated = [o for o in outcomes if o.item.weak_score is not None
+             and o.item.strong_score is not None]
+    if not rated:
+        return None
+    strong = [o.result.decision.tier == "strong" for o in rated]
+    weak_q = statistics.fmean(o.item.weak_score for o in rated)  # type: ignore[misc]
+    strong_q = statistics.fmean(o.item.strong_score for o in rated)  # type: ignore[misc]
+    quality = statistics.fmean(o.item.strong_score if s else o.item.weak_score  # type: ignore[misc]
+                               for o, s in zip(rated, strong, strict=True))
+    share = sum(strong) / len(rated)
+    return {"n": len(rated), "strong_share": round(share, 4), "quality": round(quality, 4),
+            "of_always_strong": round(quality / strong_q, 4) if strong_q else 0.0,
+            "random_same_share": round(weak_q + share * (strong_q - weak_q), 4),
+            "weak_only": round(weak_q, 4), "strong_only": round(strong_q, 4)}
 
 
 async def session_pass(manager: Manager, outcomes: list[Outcome], config: Config,
