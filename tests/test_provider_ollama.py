@@ -151,6 +151,26 @@ async def test_tools_are_not_sent_when_tool_choice_is_none(upstream, adapter):
     assert not upstream.requests[0].body.get("tools")  # the SDK always sends a list
 
 
+async def test_a_tool_schema_reaches_ollama_whole_nested_objects_included(upstream, adapter):
+    # the SDK's own Tool model would cut `where` down to {"type": "object"}
+    parameters = {
+        "type": "object", "additionalProperties": False, "required": ["where"],
+        "properties": {
+            "where": {"type": "object", "required": ["city"],
+                      "properties": {"city": {"type": "string"},
+                                     "country": {"type": "string", "format": "iso-3166"}}},
+            "days": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+            "units": {"type": "string", "enum": ["c", "f"]},
+        }}
+    tool = {"type": "function", "function": {"name": "forecast", "description": "Weather",
+                                             "parameters": parameters}}
+    upstream.push(json_reply(chat_body("ok")))
+
+    await adapter.complete(ChatRequest.from_prompt("hi", tools=[tool]), MODEL, 16)
+
+    assert upstream.requests[0].body["tools"] == [tool]
+
+
 async def test_usage_is_none_when_ollama_reports_no_counts(upstream, adapter):
     upstream.push(json_reply(chat_body("hi", prompt_eval_count=None, eval_count=None)))
 

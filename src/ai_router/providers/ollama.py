@@ -6,9 +6,11 @@ arguments are JSON objects (not strings), tool results name the tool instead of 
 call id, images are bare base64 strings on the message, and options such as the
 output cap live in `options`.
 
-Known SDK limit (ollama 0.6): its `Tool` model keeps only type/description/enum/items
-of each parameter, so nested object properties are dropped before sending. Tools with
-nested objects work fully through Ollama's /v1 with the openai-compatible kind.
+The SDK's `Tool` model keeps only type/description/enum/items of each parameter, so it
+would drop nested object properties (and `anyOf`, `format`, `additionalProperties`…)
+before sending, and the local model would guess them (ollama-python #724, fix open as
+#725; the Ollama server takes nested schemas). `_keep_whole_tool_schemas` lets those
+models keep what they do not declare, once, at import.
 """
 
 from __future__ import annotations
@@ -28,6 +30,23 @@ from ..schema import ChatRequest, Completion, Delta, ToolCallDelta, Usage
 from .base import Adapter, ErrorMap
 
 KEEP_ALIVE = "30m"  # keep the model loaded between requests; reloading costs seconds
+
+
+def _keep_whole_tool_schemas() -> None:
+    """Let the SDK's parameter models keep the JSON-schema keys they do not declare, so a
+    tool's schema reaches Ollama whole (see the module docstring). Pydantic serializes
+    kept extras as they came."""
+    from ollama._types import ChatRequest as OllamaChatRequest  # the body the SDK sends
+
+    tool = ollama.Tool
+    for model in (tool.Function.Parameters.Property, tool.Function.Parameters):
+        model.model_config["extra"] = "allow"
+    for model in (tool.Function.Parameters.Property, tool.Function.Parameters, tool.Function,
+                  tool, OllamaChatRequest):
+        model.model_rebuild(force=True)
+
+
+_keep_whole_tool_schemas()
 
 
 class OllamaAdapter(Adapter):
