@@ -340,7 +340,8 @@ def eval_command(
             "--tiebreak-s", help="the model's tie-break deadline (default "
             f"{TIEBREAK_TIMEOUT_S:g} s); a long one measures what the model would say")] = None,
         config: ConfigOpt = None) -> None:
-    """Score the manager's decisions on labelled prompts: accuracy, agreement, latency."""
+    """Score the manager's decisions on labelled prompts: accuracy, agreement, latency, and
+    cost/quality where lines carry weak_score and strong_score."""
     items = load_items(file, limit)
     if not items:
         raise RouterError(f"{file}: no prompts")
