@@ -20,9 +20,9 @@ from .fallback import (
     CODE_FENCE,
     TIER_BY_CAPABILITY,
     adjust_output_tokens,
-    classify,
     estimate_output_tokens,
     explicit_capability,
+    keyword_capability,
 )
 from .retrieval import Neighbour
 
@@ -70,10 +70,11 @@ def gather(digest: Digest, neighbours: list[Neighbour]) -> Evidence:
     total = sum(n.score for n in neighbours)
     for n in neighbours if total > 0 else []:
         votes[n.example.capability] += n.score / total
-    votes[classify(digest.text)] += KEYWORD_WEIGHT
     explicit = explicit_capability(digest.text)
-    if explicit:
-        votes[explicit] += EXPLICIT_WEIGHT
+    if explicit:  # the keywords' guess (classify) would name it too
+        votes[explicit] += KEYWORD_WEIGHT + EXPLICIT_WEIGHT
+    else:
+        votes[keyword_capability(digest.text)] += KEYWORD_WEIGHT
     settled = settled_capability(digest)
     if settled:
         votes[settled] += SETTLED_WEIGHT

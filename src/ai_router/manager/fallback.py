@@ -131,9 +131,11 @@ def explicit_capability(text: str) -> Capability | None:
 
 def classify(text: str) -> Capability:
     """The capability a request most likely needs, from its text alone."""
-    explicit = explicit_capability(text)
-    if explicit:
-        return explicit
+    return explicit_capability(text) or keyword_capability(text)
+
+
+def keyword_capability(text: str) -> Capability:
+    """The keywords' guess, first match wins (see the module docstring)."""
     if CODE_FENCE.search(text) or _CODE.search(text):
         return "coding"
     if _EXTRACTION.search(text):
