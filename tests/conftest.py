@@ -7,6 +7,7 @@ import os
 import pytest
 
 from routing_setup import Loopbacks
+from upstreams.openai_wire import OpenAIUpstream
 
 
 @pytest.fixture(autouse=True)
@@ -29,3 +30,12 @@ def up():
     (starting them costs ~1 s); tests call `up.reset()` before scripting replies."""
     with Loopbacks.running() as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def openai_upstream():
+    """One OpenAI-wire loopback server per module (e.g. a manager model's endpoint); tests
+    call `openai_upstream.reset()` before scripting replies."""
+    upstream = OpenAIUpstream()
+    with upstream.running():
+        yield upstream

@@ -140,15 +140,8 @@ def test_a_prompt_may_hold_unicode_line_separators(tmp_path):
     assert [i.prompt for i in load_items(data)] == [prompt, "next"]
 
 
-@pytest.fixture(scope="module")
-def upstream():
-    upstream = OpenAIUpstream()
-    with upstream.running():
-        yield upstream
-
-
-def scripted_config(tmp_path: Path, upstream: OpenAIUpstream):
-    config = load_config(config_with_manager_at(tmp_path, upstream.base_url))
+def scripted_config(tmp_path: Path, openai_upstream: OpenAIUpstream):
+    config = load_config(config_with_manager_at(tmp_path, openai_upstream.base_url))
     return config.model_copy(update={"manager": config.manager.model_copy(
         update={"timeout_s": 30.0})})
 
@@ -158,24 +151,27 @@ VALID = json.dumps({"reason": "cats poem", "capability": "writing", "output_toke
 
 
 async def test_the_model_arm_asks_the_scripted_manager_and_counts_invalid_replies(
-        tmp_path, upstream):
-    upstream.reset()
-    upstream.push(json_reply(completion_body(VALID, model="tiny")),  # warm-up
+        tmp_path, openai_upstream):
+    openai_upstream.reset()
+    openai_upstream.push(json_reply(completion_body(VALID, model="tiny")),  # warm-up
                   json_reply(completion_body(VALID, model="tiny")),
                   json_reply(completion_body("not json at all", model="tiny")))
     items = load_items(write_jsonl(tmp_path / "dev.jsonl", LINES[1:3]))
-    model = (await evaluate(items, scripted_config(tmp_path, upstream), ["model"]))["model"]
-    assert len(upstream.requests) == 3  # warm-up, then one per prompt
+    model = (await evaluate(items, scripted_config(tmp_path, openai_upstream), ["model"]))["model"]
+    assert len(openai_upstream.requests) == 3  # warm-up, then one per prompt
     assert model["schema_valid_rate"] == 0.5 and model["fallback_share"] == 0.5
     assert model["confusion"]["writing"] == {"writing": 1}
 
 
-async def test_the_session_pass_answers_tool_loop_follow_ups_from_the_cache(tmp_path, upstream):
-    upstream.reset()
-    upstream.handler = lambda received: json_reply(completion_body(VALID, model="tiny"))(received)
+async def test_the_session_pass_answers_tool_loop_follow_ups_from_the_cache(tmp_path,
+                                                                          openai_upstream):
+    openai_upstream.reset()
+    openai_upstream.handler = lambda received: json_reply(
+        completion_body(VALID, model="tiny"))(received)
     items = load_items(write_jsonl(tmp_path / "dev.jsonl", LINES[:2]))
-    report = await evaluate(items, scripted_config(tmp_path, upstream), ["model"], followups=3)
-    assert len(upstream.requests) == 3  # warm-up + one per prompt: follow-ups are cached
+    report = await evaluate(items, scripted_config(tmp_path, openai_upstream), ["model"],
+                            followups=3)
+    assert len(openai_upstream.requests) == 3  # warm-up + one per prompt: follow-ups are cached
     session = report["model"]["session"]
     assert session["followups"] == 3 and session["cached_latency_p50_s"] < 0.05
     assert session["amortised_latency_s"] < report["model"]["latency_p50_s"]

@@ -12,7 +12,7 @@ from ai_router.digest import make_digest
 from ai_router.manager import Manager
 from ai_router.manager.cache import DecisionCache
 from ai_router.schema import ChatRequest
-from upstreams.openai_wire import OpenAIUpstream, completion_body, json_reply
+from upstreams.openai_wire import completion_body, json_reply
 from upstreams.server import free_port
 
 REPLY = json.dumps({"reason": "code", "capability": "coding", "output_tokens": 700,
@@ -23,46 +23,40 @@ def digest_of(text: str, input_tokens: int = 20):
     return make_digest(ChatRequest.from_prompt(text), input_tokens)
 
 
-@pytest.fixture(scope="module")
-def upstream():
-    upstream = OpenAIUpstream()
-    with upstream.running():
-        yield upstream
-
-
 @pytest.fixture
-def manager(upstream) -> Manager:
-    upstream.reset()
-    upstream.handler = lambda received: json_reply(completion_body(REPLY, model="tiny"))(received)
+def manager(openai_upstream) -> Manager:
+    openai_upstream.reset()
+    openai_upstream.handler = lambda received: json_reply(
+        completion_body(REPLY, model="tiny"))(received)
     # no seed bank: every fresh decision goes to the (loopback) model
-    return Manager(ManagerConfig(endpoint=upstream.base_url, model="tiny", timeout_s=30.0,
+    return Manager(ManagerConfig(endpoint=openai_upstream.base_url, model="tiny", timeout_s=30.0,
                                  embedded_fallback=False), seeds=None)
 
 
 async def test_the_same_digest_is_answered_from_the_cache_without_calling_the_model(
-        manager, upstream):
+        manager, openai_upstream):
     first = await manager.decide(digest_of("Sort a list in Rust"))
     again = await manager.decide(digest_of("Sort a list in Rust"))
-    assert len(upstream.requests) == 1
+    assert len(openai_upstream.requests) == 1
     assert first.source == "model" and not first.cached, first.fallback_reason
     assert again.cached and again.decision == first.decision and again.source == "model"
     assert again.latency_s < first.latency_s
 
 
-async def test_a_tool_loop_follow_up_of_the_same_question_is_a_cache_hit(manager, upstream):
+async def test_a_tool_loop_follow_up_of_the_same_question_is_a_cache_hit(manager, openai_upstream):
     digest = digest_of("Refactor utils.py into two modules")
     await manager.decide(digest)
     grown = replace(digest, input_tokens=9_000, turns=7, in_tool_loop=True)
     assert (await manager.decide(grown)).cached
-    assert len(upstream.requests) == 1
+    assert len(openai_upstream.requests) == 1
 
 
-async def test_a_different_question_or_feature_asks_the_model_again(manager, upstream):
+async def test_a_different_question_or_feature_asks_the_model_again(manager, openai_upstream):
     digest = digest_of("Sort a list in Rust")
     await manager.decide(digest)
     await manager.decide(digest_of("Sort a list in Go"))
     await manager.decide(replace(digest, has_images=True))
-    assert len(upstream.requests) == 3
+    assert len(openai_upstream.requests) == 3
 
 
 async def test_a_fallback_decision_is_not_remembered():
@@ -92,9 +86,9 @@ def test_case_and_spacing_do_not_make_a_new_question():
     assert cache.get(digest_of("sort a list in rust ")) == "x"
 
 
-async def test_warm_up_reaches_the_model_even_when_the_evidence_is_sure(manager, upstream):
+async def test_warm_up_reaches_the_model_even_when_the_evidence_is_sure(manager, openai_upstream):
     shipped = Manager(manager.config)  # combined mode with the seed bank, as shipped
     sure = await shipped.decide(digest_of("Hello!"))
-    assert sure.source == "evidence" and len(upstream.requests) == 0
+    assert sure.source == "evidence" and len(openai_upstream.requests) == 0
     await shipped.warm_up()
-    assert len(upstream.requests) == 1  # the model is loaded and its prompt cached
+    assert len(openai_upstream.requests) == 1  # the model is loaded and its prompt cached

@@ -15,22 +15,15 @@ from ai_router.digest import make_digest
 from ai_router.manager import Manager
 from ai_router.manager.fallback import fallback_decision
 from ai_router.schema import ChatRequest
-from upstreams.openai_wire import OpenAIUpstream, completion_body, error_reply, json_reply
+from upstreams.openai_wire import completion_body, error_reply, json_reply
 from upstreams.server import free_port
 
 DIGEST = make_digest(ChatRequest.from_prompt("Write a Python function that sorts a list"), 20)
 
 
-@pytest.fixture(scope="module")
-def upstream():
-    upstream = OpenAIUpstream()
-    with upstream.running():
-        yield upstream
-
-
 @pytest.fixture(autouse=True)
-def _fresh_script(upstream):
-    upstream.reset()
+def _fresh_script(openai_upstream):
+    openai_upstream.reset()
 
 
 def manager_at(base_url: str, timeout_s: float = 10.0) -> Manager:
@@ -44,16 +37,17 @@ def text_reply(text: str):
     return json_reply(completion_body(text, model="tiny"))
 
 
-async def test_a_valid_answer_from_the_endpoint_is_used_and_sanitized(upstream):
-    upstream.push(text_reply(json.dumps({"reason": "python   function", "capability": "coding",
-                                         "output_tokens": 9_999_999, "tier": "strong"})))
-    result = await manager_at(upstream.base_url).decide(DIGEST)
+async def test_a_valid_answer_from_the_endpoint_is_used_and_sanitized(openai_upstream):
+    openai_upstream.push(text_reply(json.dumps({
+        "reason": "python   function", "capability": "coding", "output_tokens": 9_999_999,
+        "tier": "strong"})))
+    result = await manager_at(openai_upstream.base_url).decide(DIGEST)
     assert result.source == "model" and result.fallback_reason is None
     assert result.decision.capability == "coding"
     assert result.decision.output_tokens == 32_000  # clamped to a sane range
     assert result.decision.reason == "python function"
     assert result.model == "openai/tiny"
-    sent = upstream.requests[0].body
+    sent = openai_upstream.requests[0].body
     assert sent["response_format"]["type"] == "json_schema"  # instructor's JSON-schema mode
     assert sent["max_tokens"] <= 256 and sent["temperature"] == 0
 
@@ -73,37 +67,38 @@ async def test_ollama_down_without_embedded_fallback_falls_back_with_a_reason():
     assert result.model == "fallback"
 
 
-async def test_garbage_instead_of_json_falls_back(upstream):
-    upstream.push(text_reply("Sure! I think this is about coding, probably {"))
-    result = await manager_at(upstream.base_url).decide(DIGEST)
+async def test_garbage_instead_of_json_falls_back(openai_upstream):
+    openai_upstream.push(text_reply("Sure! I think this is about coding, probably {"))
+    result = await manager_at(openai_upstream.base_url).decide(DIGEST)
     assert result.source == "fallback"
     assert "does not fit the decision schema" in result.fallback_reason
     assert result.decision.capability == "coding"  # the heuristics still route sensibly
 
 
-async def test_json_outside_the_schema_falls_back(upstream):
-    upstream.push(text_reply(json.dumps({"capability": "dancing", "output_tokens": "lots",
+async def test_json_outside_the_schema_falls_back(openai_upstream):
+    openai_upstream.push(text_reply(json.dumps({"capability": "dancing", "output_tokens": "lots",
                                          "tier": "premium"})))
-    result = await manager_at(upstream.base_url).decide(DIGEST)
+    result = await manager_at(openai_upstream.base_url).decide(DIGEST)
     assert result.source == "fallback"
     assert "schema" in result.fallback_reason
 
 
-async def test_a_server_error_falls_back_naming_the_status(upstream):
-    upstream.push(error_reply(503, "loading model"))
-    result = await manager_at(upstream.base_url).decide(DIGEST)
+async def test_a_server_error_falls_back_naming_the_status(openai_upstream):
+    openai_upstream.push(error_reply(503, "loading model"))
+    result = await manager_at(openai_upstream.base_url).decide(DIGEST)
     assert result.source == "fallback"
     assert "503" in result.fallback_reason
 
 
-async def test_an_answer_cut_off_by_max_tokens_falls_back(upstream):
-    upstream.push(json_reply(completion_body('{"reason":"x","capab', finish_reason="length")))
-    result = await manager_at(upstream.base_url).decide(DIGEST)
+async def test_an_answer_cut_off_by_max_tokens_falls_back(openai_upstream):
+    openai_upstream.push(json_reply(completion_body('{"reason":"x","capab',
+                                                    finish_reason="length")))
+    result = await manager_at(openai_upstream.base_url).decide(DIGEST)
     assert result.source == "fallback"
     assert "ran out of tokens" in result.fallback_reason
 
 
-async def test_a_slow_model_falls_back_within_the_timeout(upstream):
+async def test_a_slow_model_falls_back_within_the_timeout(openai_upstream):
     release = threading.Event()
 
     async def stall(_received) -> Response:
@@ -113,11 +108,11 @@ async def test_a_slow_model_falls_back_within_the_timeout(upstream):
             await asyncio.sleep(0.05)
         return Response(status_code=504)
 
-    upstream.push(stall)
+    openai_upstream.push(stall)
     timeout_s = 0.5
     start = time.perf_counter()
     try:
-        result = await manager_at(upstream.base_url, timeout_s=timeout_s).decide(DIGEST)
+        result = await manager_at(openai_upstream.base_url, timeout_s=timeout_s).decide(DIGEST)
     finally:
         release.set()
     elapsed = time.perf_counter() - start
@@ -127,12 +122,12 @@ async def test_a_slow_model_falls_back_within_the_timeout(upstream):
     assert result.latency_s < timeout_s + 2.0
 
 
-async def test_decide_never_raises_even_when_the_prompt_is_broken(upstream):
+async def test_decide_never_raises_even_when_the_prompt_is_broken(openai_upstream):
     class BrokenPrompt:
         def messages(self, digest, neighbours=()):
             raise RuntimeError("template exploded")
 
-    manager = manager_at(upstream.base_url)
+    manager = manager_at(openai_upstream.base_url)
     manager.prompt = BrokenPrompt()  # type: ignore[assignment]
     result = await manager.decide(DIGEST)
     assert result.source == "fallback"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from ai_router.config import ManagerConfig
 from ai_router.digest import make_digest
 from ai_router.manager import Manager
@@ -13,7 +11,7 @@ from ai_router.manager import evidence as ev
 from ai_router.manager.prompt import ManagerPrompt
 from ai_router.manager.retrieval import Example, SeedBank, find_seed_file, read_examples
 from ai_router.schema import CAPABILITIES, ChatRequest
-from upstreams.openai_wire import OpenAIUpstream, completion_body, json_reply
+from upstreams.openai_wire import completion_body, json_reply
 
 BANK = SeedBank([
     Example("Write a Python function that reverses a linked list", "coding", "strong", 800),
@@ -94,35 +92,28 @@ def test_output_tokens_follow_the_nearest_examples_of_the_chosen_capability():
     assert decision.output_tokens == 30 and decision.tier == "cheap"
 
 
-@pytest.fixture(scope="module")
-def upstream():
-    upstream = OpenAIUpstream()
-    with upstream.running():
-        yield upstream
-
-
-async def test_confident_evidence_decides_without_asking_the_model(upstream):
-    upstream.reset()
-    manager = Manager(ManagerConfig(endpoint=upstream.base_url, model="tiny", timeout_s=30.0,
+async def test_confident_evidence_decides_without_asking_the_model(openai_upstream):
+    openai_upstream.reset()
+    manager = Manager(ManagerConfig(endpoint=openai_upstream.base_url, model="tiny", timeout_s=30.0,
                                     embedded_fallback=False), seeds=BANK)
     result = await manager.decide(digest_of("```python\nprint(1)\n```\nwhy no output?"))
     assert result.source == "evidence" and result.decision.capability == "coding"
-    assert upstream.requests == []
+    assert openai_upstream.requests == []
 
 
 async def test_an_uncertain_request_is_proposed_by_the_model_with_neighbours_in_its_prompt(
-        upstream):
-    upstream.reset()
-    upstream.push(json_reply(completion_body(json.dumps({
+        openai_upstream):
+    openai_upstream.reset()
+    openai_upstream.push(json_reply(completion_body(json.dumps({
         "reason": "poem", "capability": "knowledge", "output_tokens": 300, "tier": "cheap"}),
         model="tiny")))
-    manager = Manager(ManagerConfig(endpoint=upstream.base_url, model="tiny", timeout_s=30.0,
+    manager = Manager(ManagerConfig(endpoint=openai_upstream.base_url, model="tiny", timeout_s=30.0,
                                     embedded_fallback=False), seeds=BANK)
     # the evidence is split between writing and knowledge; the model's vote settles it
     result = await manager.decide(digest_of("what is a poem"))
     assert result.source == "model", result.fallback_reason
     assert result.decision.capability == "knowledge"
-    body = upstream.requests[0].body
+    body = openai_upstream.requests[0].body
     assert "Request: Write a poem about the winter sea" in body["messages"][1]["content"]
     # the evidence sets tier and length, so the model is asked for its capability only
     schema = body["response_format"]["json_schema"]["schema"]

@@ -15,7 +15,6 @@ from ai_router.manager.retrieval import SeedBank
 from ai_router.schema import ChatRequest
 from routing_setup import ledger_rows, make_router
 from upstreams.openai_wire import (
-    OpenAIUpstream,
     completion_body,
     json_reply,
     slow_reply,
@@ -32,26 +31,19 @@ def answer(prompt_tokens: int = 300, completion_tokens: int = 12):
                                       usage=usage_body(prompt_tokens, completion_tokens)))
 
 
-@pytest.fixture(scope="module")
-def upstream():
-    upstream = OpenAIUpstream()
-    with upstream.running():
-        yield upstream
-
-
 @pytest.fixture
-def manager(upstream) -> Manager:
-    upstream.reset()
-    config = ManagerConfig(endpoint=upstream.base_url, model="tiny", timeout_s=30.0,
+def manager(openai_upstream) -> Manager:
+    openai_upstream.reset()
+    config = ManagerConfig(endpoint=openai_upstream.base_url, model="tiny", timeout_s=30.0,
                            embedded_fallback=False)
     return Manager(config, seeds=SeedBank([]), cache_size=0, tiebreak_s=0.2)
 
 
 async def test_a_late_tie_break_leaves_the_decision_to_the_evidence_and_says_so(
-        manager, upstream):
-    upstream.push(answer())
+        manager, openai_upstream):
+    openai_upstream.push(answer())
     await manager.warm_up()  # the first call may take the cold-start allowance
-    upstream.push(slow_reply(5.0, then=answer()))
+    openai_upstream.push(slow_reply(5.0, then=answer()))
 
     late = await manager.decide(DIGEST)
 
@@ -59,14 +51,14 @@ async def test_a_late_tie_break_leaves_the_decision_to_the_evidence_and_says_so(
     assert "did not break the tie within 0.2s" in late.fallback_reason
     assert late.decision == ev.decide(DIGEST, ev.gather(DIGEST, []))
     # slow is not broken: the endpoint is kept, and the next tie-break reaches it
-    upstream.push(answer(280, 9))
+    openai_upstream.push(answer(280, 9))
     on_time = await manager.decide(DIGEST)
     assert on_time.source == "model" and on_time.fallback_reason is None
     assert on_time.tokens == 289
 
 
-async def test_a_cold_model_is_not_held_to_the_tie_break_deadline(manager, upstream):
-    upstream.push(slow_reply(0.5, then=answer()))  # longer than 0.2 s, far below 30 s
+async def test_a_cold_model_is_not_held_to_the_tie_break_deadline(manager, openai_upstream):
+    openai_upstream.push(slow_reply(0.5, then=answer()))  # longer than 0.2 s, far below 30 s
     result = await manager.decide(DIGEST)
     assert result.source == "model", result.fallback_reason
 
@@ -86,23 +78,23 @@ async def test_the_outcome_log_records_the_managers_latency_and_tokens(up, tmp_p
 
 
 async def test_a_model_late_for_several_tie_breaks_is_not_waited_for_until_a_pause_ends(
-        manager, upstream):
+        manager, openai_upstream):
     from ai_router.manager import core
 
-    upstream.push(answer())
+    openai_upstream.push(answer())
     await manager.warm_up()
     for _ in range(core.LATE_STREAK):
-        upstream.push(slow_reply(5.0, then=answer()))
+        openai_upstream.push(slow_reply(5.0, then=answer()))
         assert (await manager.decide(DIGEST)).source == "model_late"
-    asked = len(upstream.requests)
+    asked = len(openai_upstream.requests)
 
     skipped = await manager.decide(DIGEST)  # not asked: no wait for the deadline
 
-    assert skipped.source == "model_late" and len(upstream.requests) == asked
+    assert skipped.source == "model_late" and len(openai_upstream.requests) == asked
     assert f"missed its last {core.LATE_STREAK} tie-breaks" in skipped.fallback_reason
     assert skipped.decision == ev.decide(DIGEST, ev.gather(DIGEST, []))
     # after the pause the model is asked again, and an answer in time resets the streak
     manager._late_until = 0.0  # the pause is over
-    upstream.push(answer())
+    openai_upstream.push(answer())
     assert (await manager.decide(DIGEST)).source == "model"
-    assert len(upstream.requests) == asked + 1
+    assert len(openai_upstream.requests) == asked + 1
