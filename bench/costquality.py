@@ -13,6 +13,8 @@ import random
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
 
+from ai_router.evaluate import at_decision  # noqa: F401 - one place for it, with `ai-router eval`
+
 QUALITY_SHARE = 0.95  # of the strong model's quality
 
 
@@ -54,13 +56,6 @@ def apgr(points: list[float]) -> float:
     n = len(points) - 1
     area = sum((a + b) / 2 for a, b in zip(points, points[1:], strict=False)) / n
     return (area - points[0]) / (points[-1] - points[0])
-
-
-def at_decision(chosen: Sequence[bool], weak: Sequence[float],
-                strong: Sequence[float]) -> tuple[float, float]:
-    """(share sent to strong, mean quality) when exactly the chosen prompts go to strong."""
-    quality = [s if c else w for c, w, s in zip(chosen, weak, strong, strict=True)]
-    return sum(chosen) / len(chosen), sum(quality) / len(quality)
 
 
 def share_for(scores: Sequence[Hashable], weak: Sequence[float],

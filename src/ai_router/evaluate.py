@@ -20,6 +20,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -172,16 +173,22 @@ def cost_quality(outcomes: list[Outcome]) -> dict[str, float] | None:
              and o.item.strong_score is not None]
     if not rated:
         return None
-    strong = [o.result.decision.tier == "strong" for o in rated]
-    weak_q = statistics.fmean(o.item.weak_score for o in rated)  # type: ignore[misc]
-    strong_q = statistics.fmean(o.item.strong_score for o in rated)  # type: ignore[misc]
-    quality = statistics.fmean(o.item.strong_score if s else o.item.weak_score  # type: ignore[misc]
-                               for o, s in zip(rated, strong, strict=True))
-    share = sum(strong) / len(rated)
+    weak = [o.item.weak_score for o in rated]
+    strong = [o.item.strong_score for o in rated]
+    share, quality = at_decision([o.result.decision.tier == "strong" for o in rated],
+                                 weak, strong)  # type: ignore[arg-type]
+    weak_q, strong_q = statistics.fmean(weak), statistics.fmean(strong)  # type: ignore[arg-type]
     return {"n": len(rated), "strong_share": round(share, 4), "quality": round(quality, 4),
             "of_always_strong": round(quality / strong_q, 4) if strong_q else 0.0,
             "random_same_share": round(weak_q + share * (strong_q - weak_q), 4),
             "weak_only": round(weak_q, 4), "strong_only": round(strong_q, 4)}
+
+
+def at_decision(chosen: Sequence[bool], weak: Sequence[float],
+                strong: Sequence[float]) -> tuple[float, float]:
+    """(share sent to strong, mean quality) when exactly the chosen prompts go to strong."""
+    quality = [s if c else w for c, w, s in zip(chosen, weak, strong, strict=True)]
+    return sum(chosen) / len(chosen), sum(quality) / len(quality)
 
 
 async def session_pass(manager: Manager, outcomes: list[Outcome], config: Config,
