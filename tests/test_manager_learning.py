@@ -216,3 +216,56 @@ def test_eval_learn_from_scores_without_and_with_what_the_replay_taught(tmp_path
     without = report["without_learning"]["evidence"]
     assert without["n"] == report["n"] == 2
     assert without["tier_agreement"] == 0.0 and report["tier_agreement"] == 1.0
+
+
+def test_plain_outcomes_reload_at_most_every_few_seconds_and_keep_the_same_index(
+        tmp_path, monkeypatch):
+    from zoneinfo import ZoneInfo
+
+    from ai_router.ledger import Ledger
+    from ai_router.manager import learning
+    from ai_router.manager.retrieval import Example
+
+    now = [1000.0]
+    monkeypatch.setattr(learning.time, "monotonic", lambda: now[0])
+    ledger = Ledger(tmp_path / "ledger.db", ZoneInfo("UTC"))
+    learner = learning.Learner(ledger, [Example("a seed question", "chat", "cheap", 50)])
+    first = learner.load()
+
+    def outcome(i: int) -> dict:
+        return {"id": f"o{i}", "prompt": f"question {i}", "capability": "coding",
+                "tier": "cheap", "status": "ok", "output_tokens": 80}
+
+    for i in range(learning.RELOAD_EVERY_OUTCOMES):
+        ledger.record_outcome(outcome(i))
+    assert not learner.stale()  # enough new outcomes, but too soon after the last load
+    now[0] += learning.RELOAD_GAP_S
+    assert learner.stale()
+    again = learner.load()
+    assert again.bank is first.bank  # nothing new was learned: the index is not rebuilt
+
+    assert ledger.set_feedback("o3", "good")
+    assert learner.stale()  # a rating is looked at on the next request, however soon
+    rated = learner.load()
+    assert rated.bank is not first.bank and rated.learned == 1
+    assert [e.prompt for e in rated.bank.examples] == ["a seed question", "question 3"]
+    ledger.close()
+
+
+def test_what_the_learner_reads_is_found_by_index_not_by_scanning_the_log(tmp_path):
+    from zoneinfo import ZoneInfo
+
+    from ai_router.ledger import Ledger
+
+    ledger = Ledger(tmp_path / "ledger.db", ZoneInfo("UTC"))
+    traced: list[str] = []
+    ledger.db.conn.set_trace_callback(traced.append)
+    ledger.rated_outcomes(10)
+    ledger.recent_usage(10)
+    ledger.db.conn.set_trace_callback(None)
+    for sql in traced:
+        steps = [row[-1] for row in ledger.db.conn.execute("EXPLAIN QUERY PLAN " + sql)]
+        assert any("USING INDEX" in step for step in steps), (sql, steps)
+        # a full scan reads every outcome ever logged; a scan along an index stops at LIMIT
+        assert not [s for s in steps if s.startswith("SCAN") and "INDEX" not in s], (sql, steps)
+    ledger.close()

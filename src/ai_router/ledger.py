@@ -89,6 +89,16 @@ def m003_day_totals(db: Database) -> None:
     conn.execute(f"CREATE TRIGGER calls_delete_totals AFTER DELETE ON calls BEGIN {old} END")
 
 
+@migrations()
+def m004_outcome_indexes(db: Database) -> None:
+    """What the learner reads every few seconds (recent answers; every outcome of the
+    rated prompts), found by index instead of a scan of the whole log."""
+    conn = db.conn
+    conn.execute("CREATE INDEX outcomes_ts ON outcomes (ts)")
+    conn.execute("CREATE INDEX outcomes_prompt ON outcomes (prompt)")
+    conn.execute("CREATE INDEX outcomes_rated ON outcomes (prompt, ts) WHERE feedback IS NOT NULL")
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """Today's money, as the guard sees it."""
