@@ -107,3 +107,33 @@ def test_the_server_checkpoints_its_ledger_in_the_background(ups, tmp_path, monk
         assert reply.status_code == 200
         # one call is a few pages: only a checkpoint, not SQLite's own at 1000, copies it
         assert wait_for(lambda: rows_in_file_alone(path, tmp_path / "copy.db") == 1)
+
+
+async def test_a_write_lock_another_process_holds_briefly_is_waited_for_on_the_event_loop(
+        tmp_path, monkeypatch):
+    import asyncio
+
+    path = tmp_path / "l.db"
+    ledger = Ledger(path, UTC)
+    other = sqlite3.connect(path, isolation_level=None)  # another process's connection
+    threads = []
+
+    async def to_thread(*args, **kwargs):
+        threads.append(args[0].__name__)
+        return await real_to_thread(*args, **kwargs)
+    real_to_thread = asyncio.to_thread
+    monkeypatch.setattr(asyncio, "to_thread", to_thread)
+
+    other.execute("BEGIN IMMEDIATE")
+    asyncio.get_running_loop().call_later(0.0003, other.execute, "COMMIT")
+    held = await ledger.run(ledger.reserve, 10, 1000, provider="p", model="p/m",
+                            request_id="a")
+    assert held is not None and threads == []  # a pause on the loop, then done there
+
+    # held for longer: the call goes to a thread, which waits for the lock meanwhile
+    other.execute("BEGIN IMMEDIATE")
+    asyncio.get_running_loop().call_later(0.05, other.execute, "COMMIT")
+    after = await ledger.run(ledger.settle, held, 7, None, limit_micro=1000)
+    assert threads == ["settle"] and after.spent_micro == 7
+    other.close()
+    ledger.close()

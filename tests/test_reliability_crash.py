@@ -134,15 +134,24 @@ def test_a_killed_server_loses_no_call_and_its_open_holds_expire_at_full_cost_af
 
 def cap_disk(monkeypatch) -> None:
     """Every ledger opened from now on may not grow past its size after migrations: a full
-    disk as SQLite reports it (SQLITE_FULL), which works as root, unlike chmod."""
-    original = ledger_module.open_database
+    disk as SQLite reports it (SQLITE_FULL), which works as root, unlike chmod. The cap is
+    per connection, so each connection the ledger opens afterwards gets it too."""
+    original_open, original_connect = ledger_module.open_database, ledger_module._connect
+    pages: dict[Path, int] = {}
 
     def full(path: Path):
-        db = original(path)
-        pages = db.conn.execute("PRAGMA page_count").fetchone()[0]
-        db.conn.execute(f"PRAGMA max_page_count={pages}")
+        db = original_open(path)
+        pages[path] = db.conn.execute("PRAGMA page_count").fetchone()[0]
+        db.conn.execute(f"PRAGMA max_page_count={pages[path]}")
         return db
+
+    def connect(path: Path, **options):
+        conn = original_connect(path, **options)
+        if path in pages:
+            conn.execute(f"PRAGMA max_page_count={pages[path]}")
+        return conn
     monkeypatch.setattr(ledger_module, "open_database", full)
+    monkeypatch.setattr(ledger_module, "_connect", connect)
 
 
 async def test_a_full_disk_is_a_503_from_the_server_and_no_answer_goes_unrecorded(

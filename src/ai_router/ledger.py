@@ -30,6 +30,11 @@ from .schema import Usage
 
 migrations = Migrations("ai-router")
 BUSY_TIMEOUT_MS = 30_000  # how long a write waits while another process holds the lock
+# Ledger.run's pauses on the event loop while another process holds the write lock (a
+# transaction takes ~0.05 ms) before handing the call to a thread, where SQLite's own
+# busy handler would sleep in steps of 1 ms and more
+BUSY_PAUSES_S = (0.0, 0.0002, 0.0005, 0.001)
+EXPIRE_EVERY_S = 1.0  # how often a reservation looks for holds past their TTL
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -140,26 +145,34 @@ class Ledger:
     def __init__(self, path: Path | str, tz: ZoneInfo, *, ttl_s: float = 900,
                  clock: Clock = system_clock):
         self.path, self.tz, self.ttl_s, self.clock = Path(path), tz, ttl_s, clock
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # self.db's connection: threads and synchronous callers
+        self._loop_lock = threading.Lock()  # the event loop's own connection (Ledger.run)
         self._local = threading.local()  # .nowait: this thread must not wait for the lock
+        self._next_expiry = float("-inf")
         # (feedback given, outcomes written) by this process: the learner reloads when they move
         self._rated = self._written = 0
         self._checkpointer: sqlite3.Connection | None = None
         self._checkpoint_lock = threading.Lock()  # close() waits for a running checkpoint
         self._closed = False
         self.db = open_database(self.path)
+        # busy_timeout 0: a write it cannot begin at once raises _Busy instead of waiting
+        self._loop_conn = _connect(self.path, busy_timeout_ms=0)
 
     async def run(self, method: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Call one of this ledger's methods from the event loop: right there when the
-        write lock is free (a transaction takes ~0.03 ms, a thread hop more), else in a
-        worker thread, so waiting for another process's write never blocks the loop."""
-        self._local.nowait = True
-        try:
-            return method(*args, **kwargs)
-        except _Busy:
-            pass  # nothing was done: the transaction could not begin
-        finally:
-            self._local.nowait = False
+        write lock is free (a transaction takes ~0.05 ms, a thread hop more), after a short
+        pause when another process holds it, else in a worker thread, so waiting for
+        another process's write never blocks the loop."""
+        for pause in BUSY_PAUSES_S:
+            if pause:
+                await asyncio.sleep(pause)
+            self._local.nowait = True
+            try:
+                return method(*args, **kwargs)
+            except _Busy:
+                pass  # nothing was done: the transaction could not begin
+            finally:
+                self._local.nowait = False
         return await asyncio.to_thread(method, *args, **kwargs)
 
     # -- the day's money ----------------------------------------------------------------
@@ -172,7 +185,9 @@ class Ledger:
         now = self.clock()
         day = budget_day(now, self.tz)
         with self._immediate() as conn:
-            self._expire(conn, now)
+            if now >= self._next_expiry:  # the sum is the same either way (see peek)
+                self._expire(conn, now)
+                self._next_expiry = now + EXPIRE_EVERY_S
             spent, reserved = self._totals(conn, day)
             if spent + reserved + amount_micro > limit_micro and amount_micro > 0:
                 return None
@@ -223,6 +238,7 @@ class Ledger:
     def snapshot(self, limit_micro: int) -> Snapshot:
         now = self.clock()
         with self._immediate() as conn:
+            self._expire(conn, now)
             return self._snapshot(conn, now, limit_micro)
 
     def peek(self, limit_micro: int) -> Snapshot:
@@ -230,13 +246,11 @@ class Ledger:
         past their TTL are not yet marked expired, so they count as reserved instead of
         spent; the sum, and so what remains, is the same (the next write expires them)."""
         now = self.clock()
-        day = budget_day(now, self.tz)
-        with self._locked():
+        with self._connection() as conn:
             try:
-                spent, reserved = self._totals(self.db.conn, day)
+                return self._snapshot(conn, now, limit_micro)
             except sqlite3.Error as e:
                 raise LedgerError(f"budget ledger {self.path} is unavailable: {e}") from e
-        return Snapshot(day, limit_micro, spent, reserved, day_elapsed_share(now, self.tz))
 
     def spend_by_model(self, day: str | None = None) -> list[dict[str, Any]]:
         day = day or budget_day(self.clock(), self.tz)
@@ -294,24 +308,25 @@ class Ledger:
                      tuple(row.values()))
 
     @contextmanager
-    def _locked(self) -> Iterator[None]:
-        """This process's hold on the connection; from the event loop (Ledger.run) it never
-        waits: _Busy sends the call to a thread instead."""
-        if not self._lock.acquire(blocking=not getattr(self._local, "nowait", False)):
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """Inside Ledger.run, the event loop's own connection, which never waits (_Busy sends
+        the call elsewhere instead); anywhere else the shared one, under its lock."""
+        nowait = getattr(self._local, "nowait", False)
+        lock, conn = (self._loop_lock, self._loop_conn) if nowait else (self._lock, self.db.conn)
+        if not lock.acquire(blocking=not nowait):
             raise _Busy
         try:
-            yield
+            yield conn
         finally:
-            self._lock.release()
+            lock.release()
 
     @contextmanager
     def _immediate(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that takes the lock up front, so read-check-write is atomic
         across processes (a deferred BEGIN would fail with 'database is locked')."""
-        conn = self.db.conn
-        with self._locked():
+        with self._connection() as conn:
             try:
-                self._begin(conn, getattr(self._local, "nowait", False))
+                self._begin(conn)
             except sqlite3.Error as e:
                 raise LedgerError(f"budget ledger {self.path} is unavailable: {e}") from e
             try:
@@ -326,20 +341,13 @@ class Ledger:
                                       ) from e
                 raise
 
-    @staticmethod
-    def _begin(conn: sqlite3.Connection, nowait: bool) -> None:
-        if not nowait:
-            conn.execute("BEGIN IMMEDIATE")  # waits up to busy_timeout
-            return
-        conn.execute("PRAGMA busy_timeout=0")
+    def _begin(self, conn: sqlite3.Connection) -> None:
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("BEGIN IMMEDIATE")  # the shared connection waits up to busy_timeout
         except sqlite3.OperationalError as e:
-            if e.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+            if conn is self._loop_conn and e.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
                 raise _Busy from e
             raise
-        finally:
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
     def _expire(self, conn: sqlite3.Connection, now: float) -> None:
         # a crashed process never settles: count its hold as spent, the conservative side
@@ -348,7 +356,6 @@ class Ledger:
 
     def _snapshot(self, conn: sqlite3.Connection, now: float, limit_micro: int) -> Snapshot:
         day = budget_day(now, self.tz)
-        self._expire(conn, now)
         spent, reserved = self._totals(conn, day)
         return Snapshot(day, limit_micro, spent, reserved, day_elapsed_share(now, self.tz))
 
@@ -372,8 +379,9 @@ class Ledger:
         landed on that request. The owner then calls checkpoint() off its event loop.
         Durability is unchanged: a committed transaction is in the WAL either way, and
         whoever opens the file next replays it (ai-router's CLI commands still checkpoint)."""
-        with self._lock:
-            self.db.conn.execute("PRAGMA wal_autocheckpoint=0")
+        with self._lock, self._loop_lock:
+            for conn in (self.db.conn, self._loop_conn):
+                conn.execute("PRAGMA wal_autocheckpoint=0")
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database file (PASSIVE: it never waits for a writer nor
@@ -391,6 +399,7 @@ class Ledger:
             self._closed = True
             if self._checkpointer is not None:
                 self._checkpointer.close()
+        self._loop_conn.close()
         self.db.close()
 
 
@@ -400,10 +409,8 @@ def open_database(path: Path) -> Database:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # owner-only from the start
         os.close(fd)
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn = _connect(path, busy_timeout_ms=BUSY_TIMEOUT_MS)
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         db = Database(conn)
         conn.execute("BEGIN IMMEDIATE")  # several processes may start on a fresh file at once
         try:
@@ -416,3 +423,10 @@ def open_database(path: Path) -> Database:
     except (OSError, sqlite3.Error) as e:
         raise LedgerError(f"cannot open the budget ledger at {path}: {e}; check the path "
                           "(AI_ROUTER_DB or `database` in models.toml) and its permissions") from e
+
+
+def _connect(path: Path, *, busy_timeout_ms: int) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA synchronous=NORMAL")  # with WAL: a crashed process loses no commit
+    conn.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+    return conn
