@@ -252,7 +252,7 @@ def test_plain_outcomes_reload_at_most_every_few_seconds_and_keep_the_same_index
     ledger.close()
 
 
-def test_what_the_learner_reads_is_found_by_index_not_by_scanning_the_log(tmp_path):
+def test_what_the_learner_and_sticky_routing_read_is_found_by_index_not_by_a_scan(tmp_path):
     from zoneinfo import ZoneInfo
 
     from ai_router.ledger import Ledger
@@ -262,7 +262,9 @@ def test_what_the_learner_reads_is_found_by_index_not_by_scanning_the_log(tmp_pa
     ledger.db.conn.set_trace_callback(traced.append)
     ledger.rated_outcomes(10)
     ledger.recent_usage(10)
+    ledger.conversation_model("0123abcd")
     ledger.db.conn.set_trace_callback(None)
+    assert len(traced) == 3
     for sql in traced:
         steps = [row[-1] for row in ledger.db.conn.execute("EXPLAIN QUERY PLAN " + sql)]
         assert any("USING INDEX" in step for step in steps), (sql, steps)

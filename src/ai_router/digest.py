@@ -7,6 +7,8 @@ truncated) plus facts measured here, never guessed: tokens, tools, images, JSON.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -40,10 +42,11 @@ class Digest:
     long_context: bool
     text_chars: int = 0  # length of the cleaned user text before truncation
     requested_max_output: int | None = None  # the client's max_tokens, if any
+    conversation: str = ""  # which conversation: a hash of its opening (conversation_key)
 
 
 def make_digest(request: ChatRequest, input_tokens: int,
-                long_context_tokens: int = 32_000) -> Digest:
+                long_context_tokens: int = 32_000, *, salt: bytes = b"") -> Digest:
     messages = request.messages
     user_index, text = _latest_user_text(messages)
     later = messages[user_index + 1:] if user_index >= 0 else messages
@@ -59,7 +62,28 @@ def make_digest(request: ChatRequest, input_tokens: int,
         long_context=input_tokens > long_context_tokens,
         text_chars=len(text),
         requested_max_output=request.requested_max_output,
+        conversation=conversation_key(request, salt),
     )
+
+
+def conversation_key(request: ChatRequest, salt: bytes = b"") -> str:
+    """A conversation is known by its system prompt and first user message, which every
+    later turn of an agent loop re-sends unchanged. A secret salt makes the key mean
+    nothing outside the process that holds the salt."""
+    messages = request.messages
+    system = next((m.get("content") for m in messages if m.get("role") in _NOT_CONVERSATION),
+                  None)
+    first_user = next((m.get("content") for m in messages if m.get("role") == "user"), None)
+    key = hashlib.blake2b(digest_size=16, key=salt)
+    for part in (system, first_user):
+        # text is hashed as it is (an agent's system prompt is 26k characters: no JSON
+        # round trip); anything else as JSON, tagged so the two can never collide
+        tag, text = ((b"s", part) if isinstance(part, str) else
+                     (b"j", json.dumps(part, sort_keys=True, default=str)))
+        data = text.encode("utf-8", "surrogatepass")
+        key.update(b"%s%d:" % (tag, len(data)))
+        key.update(data)
+    return key.hexdigest()
 
 
 def clean_user_text(text: str) -> str:

@@ -104,6 +104,14 @@ def m004_outcome_indexes(db: Database) -> None:
     conn.execute("CREATE INDEX outcomes_rated ON outcomes (prompt, ts) WHERE feedback IS NOT NULL")
 
 
+@migrations()
+def m005_outcome_conversation(db: Database) -> None:
+    """Which conversation each request belongs to (a hash), so any process finds the model
+    that answered it: sticky routing shared by server workers and kept over restarts."""
+    db["outcomes"].add_column("conversation", str)
+    db.conn.execute("CREATE INDEX outcomes_conversation ON outcomes (conversation, ts)")
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """Today's money, as the guard sees it."""
@@ -277,6 +285,15 @@ class Ledger:
             cur = conn.execute("UPDATE outcomes SET feedback=? WHERE id=?", (feedback, outcome_id))
         self._rated += 1
         return cur.rowcount == 1
+
+    def conversation_model(self, conversation: str) -> str | None:
+        """The model that last answered this conversation at its first try: a fallback's
+        answer does not decide which model the conversation stays on."""
+        with self._connection() as conn:
+            row = conn.execute(
+                "SELECT model FROM outcomes WHERE conversation=? AND status='ok' AND"
+                " attempts=0 ORDER BY ts DESC LIMIT 1", (conversation,)).fetchone()
+        return row[0] if row else None
 
     def rated_outcomes(self, prompts: int) -> list[dict[str, Any]]:
         """Every outcome of the `prompts` most recently rated prompts, oldest first: what

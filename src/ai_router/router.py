@@ -7,12 +7,10 @@ router prices it, settles it and records the outcome.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
+import os
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -31,7 +29,6 @@ from .schema import Capability, ChatRequest, Completion, Delta, Usage
 
 PROVIDER_COOLDOWN_S = 30.0  # how long a failing provider is skipped
 BALANCE_REFRESH_S = 600.0  # how often prepaid balances are re-read (cap_to_prepaid)
-STICKY_CONVERSATIONS = 1_000  # conversations whose model is remembered (most recent kept)
 
 # instructor logs an ERROR line each time the manager's model fails and the fallback
 # decides; the reason is already in the outcome log, so on a terminal it is only noise
@@ -81,7 +78,10 @@ class Router:
         self.clock, self.offline = clock, offline
         self._adapters: dict[str, Adapter] = dict(adapters or {})
         self._down_until: dict[str, float] = {}
-        self._sticky: OrderedDict[str, str] = OrderedDict()  # conversation → model ref
+        # conversations are known by a hash of their opening, kept in the outcome log so
+        # every process (server workers, REPL, tool) keeps one on its model; with
+        # privacy "off" the hash is salted with a secret this process never writes down
+        self._conversation_salt = os.urandom(16) if config.privacy == "off" else b""
         self.balances_micro: dict[str, int] = {}  # prepaid USD left per provider, when known
         self._balances_at = float("-inf")
         self.prices = _price_table(config)
@@ -114,10 +114,12 @@ class Router:
                       max_cost_usd: float | None = None) -> tuple[Digest, ManagerResult, Plan]:
         """Everything before the call: measure, ask the manager, let the guard decide."""
         intent = self._intent(request, capability, max_cost_usd)
-        if intent.virtual_model:  # a pinned model needs no stickiness
-            intent = replace(intent, sticky=self._sticky.get(conversation_key(request)))
         input_tokens = tokens.count_request(request).tokens  # never low: the estimate has headroom
-        digest = make_digest(request, input_tokens, self.config.routing.long_context_tokens)
+        digest = make_digest(request, input_tokens, self.config.routing.long_context_tokens,
+                             salt=self._conversation_salt)
+        if intent.virtual_model:  # a pinned model needs no stickiness
+            intent = replace(intent, sticky=await self.ledger.run(
+                self.ledger.conversation_model, digest.conversation))
         decision = await self.manager.decide(digest)
         facts = Facts(input_tokens, has_tools=digest.has_tools,
                       tools_required=request.tools_required, has_images=digest.has_images,
@@ -153,8 +155,6 @@ class Router:
             self._log(request_id, source, digest, decision, the_plan, None, None, 0,
                       started, attempts, status="error", error=str(e))
             raise
-        if not attempts:  # a fallback answer does not decide the conversation's model
-            self._remember(request, cand.model)
         return Routed(request_id, completion, cand.model, the_plan.capability, usage, cost,
                       remaining, decision, the_plan.overrides, attempts,
                       the_plan.offline)
@@ -189,8 +189,6 @@ class Router:
             except BaseException:
                 self.ledger.settle(reservation, cand.reserve_micro, None)
                 raise
-            if not attempts:
-                self._remember(request, cand.model)
             stream = RoutedStream(request_id, cand.model, the_plan.capability, decision,
                                   the_plan.overrides, attempts, the_plan.offline,
                                   cand.reserve_micro, reservation.remaining_micro)
@@ -305,13 +303,6 @@ class Router:
             self.balances_micro, self._balances_at = usd_balances_micro(found), self.clock()
         return self.balances_micro
 
-    def _remember(self, request: ChatRequest, model: ModelConfig) -> None:
-        key = conversation_key(request)
-        self._sticky[key] = model.ref
-        self._sticky.move_to_end(key)
-        if len(self._sticky) > STICKY_CONVERSATIONS:
-            self._sticky.popitem(last=False)
-
     def adapter(self, provider: str) -> Adapter:
         if provider not in self._adapters:
             pc = self.config.providers[provider]
@@ -356,7 +347,9 @@ class Router:
             self.config.privacy]
         outcome: dict[str, Any] = {
             "id": request_id, "source": source, "prompt": prompt,
-            "digest": {k: v for k, v in digest.__dict__.items() if k != "text"},
+            "digest": {k: v for k, v in digest.__dict__.items()
+                       if k not in ("text", "conversation")},
+            "conversation": digest.conversation,
             "decision": decision.decision.model_dump(), "decision_source": decision.source,
             "manager_ms": round(decision.latency_s * 1000, 1), "manager_tokens": decision.tokens,
             "overrides": the_plan.overrides,
@@ -387,25 +380,6 @@ def _no_route(the_plan: Plan, attempts: list[str]) -> NoRoute:
 
 def _for(cand: Candidate, request: ChatRequest) -> ChatRequest:
     return request.without_tools() if cand.drop_tools else request
-
-
-def conversation_key(request: ChatRequest) -> str:
-    """A conversation is known by its system prompt and first user message, which every
-    later turn of an agent loop re-sends unchanged."""
-    messages = request.messages
-    system = next((m.get("content") for m in messages if m.get("role") in ("system",
-                                                                            "developer")), None)
-    first_user = next((m.get("content") for m in messages if m.get("role") == "user"), None)
-    key = hashlib.blake2b(digest_size=16)
-    for part in (system, first_user):
-        # text is hashed as it is (an agent's system prompt is 26k characters: no JSON
-        # round trip); anything else as JSON, tagged so the two can never collide
-        tag, text = ((b"s", part) if isinstance(part, str) else
-                     (b"j", json.dumps(part, sort_keys=True, default=str)))
-        data = text.encode("utf-8", "surrogatepass")
-        key.update(b"%s%d:" % (tag, len(data)))
-        key.update(data)
-    return key.hexdigest()
 
 
 async def _close(iterator: AsyncIterator[Delta]) -> None:
