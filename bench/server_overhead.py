@@ -211,9 +211,17 @@ def pct(values: list[float], q: float) -> float:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time a process and its live children (`serve --workers`) have
+    used so far (Linux /proc)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 async def measure(direct: int, routed: int, cfg: argparse.Namespace, db: Path,
@@ -456,6 +464,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--router-path", metavar="DIR",
                    help="prepended to the router's PYTHONPATH (e.g. uvloop + httptools)")
     p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--workers", type=int, default=1, help="ai-router serve --workers N")
     args = p.parse_args(argv)
     quick = args.quick
     args.no_manager = args.no_manager or quick
@@ -476,7 +485,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         upstream = start([sys.executable, str(ROOT / "bench" / "fast_upstream.py"),
                           "--port", str(up_port)], folder, "upstream.log", env)
         config = write_config(folder, up_port, args.manager_at)
-        serve = ["serve", "--config", str(config), "--port", str(router_port)]
+        serve = ["serve", "--config", str(config), "--port", str(router_port),
+                 "--workers", str(args.workers)]
         profile = Path(args.profile or folder / "router.prof")
         cmd = ([sys.executable, "-m", "cProfile", "-o", str(profile), str(BIN / "ai-router"),
                 *serve] if args.profile else [str(BIN / "ai-router"), *serve])
@@ -552,6 +562,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average before/after the HTTP phases: "
           f"{'/'.join(f'{x:.1f}' for x in result['load_before'])} → "
           f"{'/'.join(f'{x:.1f}' for x in result['load_after'])} (2 cores)")
+    print(f"router: ai-router serve --workers {args.workers}")
     print(f"rounds: latency {args.rounds}×{args.n} per path, throughput {args.tp_rounds}×"
           f"{args.seconds:g}s per path, alternating direct/routed\n")
     print(print_table(result["rows"]))

@@ -39,7 +39,7 @@ RELOAD_EVERY_OUTCOMES = 20  # plain outcomes between reloads (calibration moves 
 # ...and never more often than this for plain outcomes: at 1k requests/s, every 20th
 # request reloading cost a third of a core (docs/benchmarks.md, "Server overhead")
 RELOAD_GAP_S = 5.0
-RELOAD_AFTER_S = 300.0  # other processes share the ledger: look again this often
+RELOAD_AFTER_S = 30.0  # other processes (server workers, the REPL) rate answers too
 RECENT_RATED = 5_000  # rated prompts read per reload, the most recent first
 # calibration: the median actual/estimated output ratio of the last RECENT_USAGE answers
 # of one capability on one model, believed from MIN_SAMPLES answers on, within the clamp

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+import os
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..cli import ConfigOpt, app, clean_errors, err, offline_forced
 from .security import API_KEY_ENV, DEFAULT_MAX_BODY_BYTES, check_bind
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+WORKER_OPTIONS_ENV = "AI_ROUTER_SERVE_WORKER"  # how `serve --workers N` briefs each worker
 
 
 @app.command()
@@ -20,7 +27,11 @@ def serve(host: Annotated[str, typer.Option(
           max_body_mb: Annotated[float, typer.Option(help="largest request body, in MB")]
           = DEFAULT_MAX_BODY_BYTES / 2**20,
           access_log: Annotated[bool, typer.Option(
-              help="log one line per request (method, path, status)")] = True) -> None:
+              help="log one line per request (method, path, status)")] = True,
+          workers: Annotated[int, typer.Option(
+              min=1, help="processes sharing the port and the ledger: one per core for "
+              "throughput (each keeps its own provider cooldowns and decision cache)")] = 1,
+          ) -> None:
     """Serve POST /v1/chat/completions, GET /v1/models, /v1/budget and /health
     (OpenAI-compatible: point OpenClaw or any OpenAI SDK at http://HOST:PORT/v1)."""
     import uvicorn
@@ -31,14 +42,39 @@ def serve(host: Annotated[str, typer.Option(
 
     api_key = Keys.load().get(API_KEY_ENV)  # environment or .env, like the provider keys
     check_bind(host, api_key)
-    router = Router.from_config(load_config(config), offline=offline_forced(offline))
+    options = {"config": str(config) if config else None, "offline": offline_forced(offline),
+               "max_body_bytes": int(max_body_mb * 2**20)}
+    # built here even for workers: a bad config or ledger is one line before anything starts
+    router = Router.from_config(load_config(config), offline=options["offline"])
     err.print(f"ai-router: serving http://{host}:{port}/v1"
               f"{' (bearer key required)' if api_key else ''}"
-              f"{' (offline-only)' if router.offline else ''}", highlight=False)
-    app_ = create_app(router, api_key=api_key, max_body_bytes=int(max_body_mb * 2**20))
+              f"{' (offline-only)' if router.offline else ''}"
+              f"{f' ({workers} workers)' if workers > 1 else ''}", highlight=False)
+    settings = {"host": host, "port": port, "log_level": "info", "log_config": _log_config(),
+                "access_log": access_log}
+    if workers == 1:
+        app_ = create_app(router, api_key=api_key, max_body_bytes=options["max_body_bytes"])
+        _freeze_startup_objects()
+        uvicorn.run(app_, **settings)
+        return
+    router.ledger.close()
+    os.environ[WORKER_OPTIONS_ENV] = json.dumps(options)  # no key in it: workers load their own
+    uvicorn.run(f"{__name__}:worker_app", factory=True, workers=workers, **settings)
+
+
+def worker_app() -> FastAPI:
+    """One process of `serve --workers N` (uvicorn starts each afresh): its own Router on
+    the shared ledger, which keeps the money, the outcome log and sticky routing."""
+    from ..config import Keys, load_config
+    from ..router import Router
+    from .app import create_app
+
+    options = json.loads(os.environ[WORKER_OPTIONS_ENV])
+    router = Router.from_config(load_config(options["config"]), offline=options["offline"])
+    app_ = create_app(router, api_key=Keys.load().get(API_KEY_ENV),
+                      max_body_bytes=options["max_body_bytes"])
     _freeze_startup_objects()
-    uvicorn.run(app_, host=host, port=port, log_level="info", log_config=_log_config(),
-                access_log=access_log)
+    return app_
 
 
 def _freeze_startup_objects() -> None:
