@@ -16,6 +16,7 @@ import aiohttp
 import httpx
 import openai
 import pydantic
+from openai._models import FinalRequestOptions
 
 from .. import fastjson
 from ..errors import ProviderError, Unavailable
@@ -25,11 +26,14 @@ from .base import Adapter, ErrorMap, error_for_status, retry_after_seconds, scru
 PASSED_THROUGH = ("messages", "tools", "tool_choice", "response_format", "temperature",
                   "top_p", "stop", "reasoning_effort")
 MAX_MESSAGE = 300  # characters of a provider's error message worth keeping
-# The request is already in OpenAI's shape, so it goes through the SDK client's own `post`
-# (its auth, timeouts, error types and SSE decoding) without `chat.completions.create`'s
-# per-request walk of every message and tool schema against the SDK's types, and the
-# reply stays plain JSON instead of being built into models: 1–3 ms less per call.
-CHAT_PATH = "/chat/completions"
+# The request is already in OpenAI's shape, so it goes through the SDK client's own
+# `request` (its auth, timeouts, error types and SSE decoding) without
+# `chat.completions.create`'s per-request walk of every message and tool schema against
+# the SDK's types, and the reply stays plain JSON instead of being built into models: 1–3 ms
+# less per call. The options `post` would build per call (a pydantic model whose defaults
+# are deep-copied, and the base URL merged and re-parsed) are built once per client: another
+# ~0.15 ms (docs/benchmarks.md, "Server overhead").
+CHAT_PATH = b"chat/completions"
 # The SDK's telemetry headers (OS, CPU, Python and SDK versions, retry count, read timeout):
 # nothing a provider needs to answer, and ~0.1 ms of the SDK's 0.7-1 ms per call to build
 SDK_TELEMETRY = ("X-Stainless-Lang", "X-Stainless-Package-Version", "X-Stainless-OS",
@@ -56,6 +60,7 @@ TRANSPORT_ERRORS = _transport_errors()
 
 class OpenAICompatAdapter(Adapter):
     kind = "openai-compatible"
+    _chat_options: FinalRequestOptions | None = None  # built with the client, on first use
 
     @property
     def client(self) -> openai.AsyncOpenAI:
@@ -71,11 +76,17 @@ class OpenAICompatAdapter(Adapter):
                 default_headers={name: openai.Omit() for name in SDK_TELEMETRY})
         return self._client
 
+    def _chat(self, params: dict[str, Any]) -> FinalRequestOptions:
+        if self._chat_options is None:
+            base = self.client.base_url
+            url = base.copy_with(raw_path=base.raw_path + CHAT_PATH)
+            self._chat_options = FinalRequestOptions.construct(method="post", url=url, **AUTH)
+        return self._chat_options.model_copy(update={"content": _encoded(params)})
+
     async def complete(self, request: ChatRequest, model: str, max_tokens: int) -> Completion:
         params = request_params(request, model, max_tokens, self.config.max_tokens_field)
         async with self._errors():
-            response = await self.client.post(CHAT_PATH, content=_encoded(params),
-                                              cast_to=object, options=AUTH)
+            response = await self.client.request(object, self._chat(params))
             return self._parse(completion_from_response, response)
 
     async def stream(self, request: ChatRequest, model: str,
@@ -84,9 +95,8 @@ class OpenAICompatAdapter(Adapter):
         params.update(stream=True, stream_options={"include_usage": True})
         finished = False
         async with self._errors():
-            chunks = await self.client.post(CHAT_PATH, content=_encoded(params),
-                                            cast_to=object, options=AUTH, stream=True,
-                                            stream_cls=openai.AsyncStream[object])
+            chunks = await self.client.request(object, self._chat(params), stream=True,
+                                               stream_cls=openai.AsyncStream[object])
             async with chunks:
                 async for chunk in chunks:
                     delta = self._parse(delta_from_chunk, chunk)
