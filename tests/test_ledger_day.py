@@ -81,3 +81,22 @@ def test_day_share_on_a_daylight_saving_day_uses_real_hours():
     berlin = ZoneInfo("Europe/Berlin")
     noon = datetime(2026, 3, 29, 12, 0, tzinfo=berlin).timestamp()  # a 23-hour day
     assert abs(day_elapsed_share(noon, berlin) - 11 / 23) < 1e-9
+
+
+def test_the_day_looked_up_once_per_day_is_the_same_as_worked_out_afresh():
+    import random
+    from datetime import timedelta
+
+    from ai_router.clock import budget_day
+
+    berlin = ZoneInfo("Europe/Berlin")
+    start = datetime(2026, 3, 27, tzinfo=berlin).timestamp()  # over the spring DST change
+    moments = [start + random.uniform(0, 4 * 86400) for _ in range(2000)]
+    moments += [datetime(2026, 3, 29, tzinfo=berlin).timestamp() + d for d in (-1e-6, 0, 1e-6)]
+    for ts in moments:  # in random order, so the cached day is often the wrong one
+        now = datetime.fromtimestamp(ts, berlin)
+        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        following = (midnight + timedelta(days=1, hours=2)).replace(hour=0)
+        share = (ts - midnight.timestamp()) / (following.timestamp() - midnight.timestamp())
+        assert budget_day(ts, berlin) == now.date().isoformat()
+        assert day_elapsed_share(ts, berlin) == share

@@ -28,16 +28,30 @@ def zone(name: str) -> ZoneInfo:
 
 
 def budget_day(ts: float, tz: ZoneInfo) -> str:
-    return datetime.fromtimestamp(ts, tz).date().isoformat()
+    return _day(ts, tz)[2]
 
 
 def day_elapsed_share(ts: float, tz: ZoneInfo) -> float:
     """How much of the local day has passed, 0–1 (DST days are 23 or 25 hours long)."""
-    now = datetime.fromtimestamp(ts, tz)
-    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    end = (start + timedelta(days=1, hours=2)).replace(hour=0)  # next local midnight
-    # timestamps, not aware-datetime subtraction: Python ignores DST between same-zone datetimes
-    return (ts - start.timestamp()) / (end.timestamp() - start.timestamp())
+    start, end, _ = _day(ts, tz)
+    return (ts - start) / (end - start)
+
+
+_days: dict[ZoneInfo, tuple[float, float, str]] = {}  # per zone: the last day looked up
+
+
+def _day(ts: float, tz: ZoneInfo) -> tuple[float, float, str]:
+    """The local day around `ts`: its start and end (timestamps) and its date, worked out
+    once per day and zone (every request asks, twice)."""
+    day = _days.get(tz)
+    if day is None or not day[0] <= ts < day[1]:
+        now = datetime.fromtimestamp(ts, tz)
+        start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        end = (start + timedelta(days=1, hours=2)).replace(hour=0)  # next local midnight
+        # timestamps, not aware-datetime subtraction: Python ignores DST between same-zone
+        # datetimes
+        day = _days[tz] = (start.timestamp(), end.timestamp(), now.date().isoformat())
+    return day
 
 
 def system_clock() -> float:
