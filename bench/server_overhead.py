@@ -42,6 +42,7 @@ PATH = b"/v1/chat/completions"
 CAPABILITIES = ("chat", "knowledge", "writing", "coding", "math", "reasoning", "extraction")
 _CONTENT = re.compile(rb'"content":\s*"[^"]')  # a chunk carrying text (not the role chunk)
 _LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)")
+AIOHTTP_HEADERS = {"content-type": "application/json", "authorization": "Bearer sk-x"}
 
 
 # ---- the bodies ------------------------------------------------------------------------
@@ -293,6 +294,8 @@ async def components(config_path: Path, upstream: int, folder: Path) -> list[tup
     from the same models.toml (its own ledger file) against the same upstream."""
     import uuid
 
+    import aiohttp
+
     from ai_router import tokens
     from ai_router.config import load_config
     from ai_router.router import Router
@@ -328,6 +331,13 @@ async def components(config_path: Path, upstream: int, folder: Path) -> list[tup
         await timed(f"{name}: raw HTTP call to the upstream (this client)",
                     lambda: conn.post(direct))  # noqa: B023
         conn.close()
+        async with aiohttp.ClientSession() as session:
+            async def via_aiohttp() -> Any:
+                async with session.post(f"http://127.0.0.1:{upstream}/v1{PATH[3:].decode()}",
+                                        data=direct, headers=AIOHTTP_HEADERS) as reply:
+                    return json.loads(await reply.read())
+            await timed(f"{name}: aiohttp alone (the SDK's transport, without the SDK)",
+                        via_aiohttp)
         adapter = router.adapter("fast")
         await timed(f"{name}: adapter.complete (openai SDK) to the upstream",
                     lambda: adapter.complete(request, "fast-model", 1024))  # noqa: B023
@@ -486,7 +496,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                           "--port", str(up_port)], folder, "upstream.log", env)
         config = write_config(folder, up_port, args.manager_at)
         serve = ["serve", "--config", str(config), "--port", str(router_port),
-                 "--workers", str(args.workers)]
+                 *(["--workers", str(args.workers)] if args.workers > 1 else [])]
         profile = Path(args.profile or folder / "router.prof")
         cmd = ([sys.executable, "-m", "cProfile", "-o", str(profile), str(BIN / "ai-router"),
                 *serve] if args.profile else [str(BIN / "ai-router"), *serve])
