@@ -162,7 +162,7 @@ async def test_calibration_raises_caps_after_enough_answers_and_never_lowers_a_r
 
 def test_answers_shorter_than_estimated_lower_the_estimate_but_not_the_reservation():
     rows = [{"capability": "math", "model": DEEPSEEK, "output_tokens": 100,
-             "decision": json.dumps({"output_tokens": 1000})}] * MIN_SAMPLES
+             "estimate": 1000}] * MIN_SAMPLES
     calibration = calibrate(rows)
     assert calibration == {("math", DEEPSEEK): 0.25}  # 0.1, clamped
     assert calibrate(rows[:-1]) == {}  # too few answers to believe

@@ -305,10 +305,12 @@ class Ledger:
             " ORDER BY ts, rowid", (prompts,))
 
     def recent_usage(self, limit: int) -> list[dict[str, Any]]:
-        """The latest answered requests' estimate (in `decision`) and real output length,
-        newest first: what output-token calibration reads."""
+        """The latest answered requests' estimated and real output length, newest first:
+        what output-token calibration reads. The estimate is taken out of the `decision`
+        JSON by SQLite (thousands of rows, while the event loop needs the interpreter)."""
         return self._query(
-            "SELECT capability, model, decision, output_tokens FROM outcomes WHERE"
+            "SELECT capability, model, output_tokens, CASE WHEN json_valid(decision) THEN"
+            " json_extract(decision, '$.output_tokens') END AS estimate FROM outcomes WHERE"
             " status='ok' AND model IS NOT NULL AND output_tokens > 0"
             " ORDER BY ts DESC LIMIT ?", (limit,))
 

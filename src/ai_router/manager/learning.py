@@ -20,7 +20,6 @@ characters by default; nothing is learned with `privacy = "off"`).
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections import defaultdict
@@ -93,13 +92,12 @@ def _learn_one(history: list[Mapping[str, Any]]) -> Example | None:
 
 def calibrate(rows: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], float]:
     """(capability, model) → median actual/estimated output tokens, from rows with the
-    served `model`, the real `output_tokens` and the manager's `decision` (its estimate),
-    newest first."""
+    served `model`, the real `output_tokens` and the manager's `estimate`, newest first."""
     ratios: dict[tuple[str, str], list[float]] = defaultdict(list)
     for row in rows:
         try:
-            estimate = int(json.loads(row["decision"])["output_tokens"])
-        except (TypeError, ValueError, KeyError):
+            estimate = int(row["estimate"])
+        except (TypeError, ValueError):
             continue
         key = (row["capability"], row["model"])
         if estimate > 0 and row.get("output_tokens") and len(ratios[key]) < RECENT_USAGE:
