@@ -50,7 +50,7 @@ def test_settle_writes_the_outcome_row_in_the_same_transaction(tmp_path):
     assert after.remaining_micro == 900
     assert ledger.outcome_changes == (0, 1)  # the learner sees the new row
     row = ledger.db.conn.execute("SELECT status, digest FROM outcomes WHERE id='r1'").fetchone()
-    assert row == ("ok", '{"turns": 1}')
+    assert row == ("ok", '{"turns":1}')
     # a row that cannot be written takes the settlement with it: the hold stays, and
     # expires at its full amount (the conservative side), rather than money without a row
     again = ledger.reserve(300, 1000, provider="p", model="p/m", request_id="r1")

@@ -9,7 +9,6 @@ orphaned by a crash expire after a TTL and are settled at their full amount.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sqlite3
 import threading
@@ -24,6 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from . import fastjson
 from .clock import Clock, budget_day, day_elapsed_share, system_clock
 from .errors import LedgerError
 from .schema import Usage
@@ -317,7 +317,7 @@ class Ledger:
     # -- internals ----------------------------------------------------------------------
 
     def _insert_outcome(self, conn: sqlite3.Connection, outcome: dict[str, Any]) -> None:
-        row = {k: json.dumps(v) if isinstance(v, (dict, list)) else v
+        row = {k: fastjson.dumps(v).decode() if isinstance(v, (dict, list)) else v
                for k, v in outcome.items()}
         row.setdefault("ts", self.clock())
         row.setdefault("day", budget_day(row["ts"], self.tz))

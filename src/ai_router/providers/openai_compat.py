@@ -31,8 +31,8 @@ MAX_MESSAGE = 300  # characters of a provider's error message worth keeping
 # `chat.completions.create`'s per-request walk of every message and tool schema against
 # the SDK's types, and the reply stays plain JSON instead of being built into models: 1–3 ms
 # less per call. The options `post` would build per call (a pydantic model whose defaults
-# are deep-copied, and the base URL merged and re-parsed) are built once per client: another
-# ~0.15 ms (docs/benchmarks.md, "Server overhead").
+# are deep-copied, and a relative URL merged with the base URL) are built once per client:
+# another ~0.1-0.3 ms (docs/benchmarks.md, "Server overhead").
 CHAT_PATH = b"chat/completions"
 # The SDK's telemetry headers (OS, CPU, Python and SDK versions, retry count, read timeout):
 # nothing a provider needs to answer, and ~0.1 ms of the SDK's 0.7-1 ms per call to build
@@ -78,8 +78,8 @@ class OpenAICompatAdapter(Adapter):
 
     def _chat(self, params: dict[str, Any]) -> FinalRequestOptions:
         if self._chat_options is None:
-            base = self.client.base_url
-            url = base.copy_with(raw_path=base.raw_path + CHAT_PATH)
+            base = self.client.base_url  # absolute: parsed once per call, never merged
+            url = str(base.copy_with(raw_path=base.raw_path + CHAT_PATH))
             self._chat_options = FinalRequestOptions.construct(method="post", url=url, **AUTH)
         return self._chat_options.model_copy(update={"content": _encoded(params)})
 

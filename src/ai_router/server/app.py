@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .. import fastjson
 from ..errors import RouterError
 from ..guard import VIRTUAL_MODELS
 from ..ledger import Ledger, usd
@@ -112,7 +113,8 @@ async def chat_response(raw: bytes, router: Router) -> Response:
         request_id=routed.request_id, model=routed.model, capability=routed.capability,
         manager=routed.manager, cost_micro=routed.cost_micro,
         remaining_micro=routed.remaining_micro, offline=routed.offline)
-    return JSONResponse(completion_body(routed, int(time.time())), headers=headers)
+    return Response(fastjson.dumps(completion_body(routed, int(time.time()))),
+                    media_type="application/json", headers=headers)
 
 
 class ChatRoute:
