@@ -181,3 +181,21 @@ def test_the_wal_is_emptied_under_continuous_writes(tmp_path, monkeypatch, reset
         assert max(sizes[len(sizes) // 2:]) < 4 * limit, sizes
     else:  # without the reset the WAL only grows: the test can tell the two apart
         assert sizes[-1] > 4 * limit and sizes == sorted(sizes), sizes
+
+
+async def test_a_read_the_loops_connection_cannot_start_at_once_is_tried_again(
+        tmp_path, monkeypatch):
+    ledger = Ledger(tmp_path / "l.db", UTC)
+    real_totals, failures = Ledger._totals, [1]
+
+    def busy_once(conn, day):
+        if failures:
+            failures.pop()
+            error = sqlite3.OperationalError("database is locked")
+            error.sqlite_errorcode = sqlite3.SQLITE_BUSY
+            raise error
+        return real_totals(conn, day)
+    monkeypatch.setattr(Ledger, "_totals", staticmethod(busy_once))
+    peek = await ledger.run(ledger.peek, 1000)
+    assert peek.remaining_micro == 1000 and failures == []
+    ledger.close()

@@ -255,11 +255,11 @@ class Ledger:
         past their TTL are not yet marked expired, so they count as reserved instead of
         spent; the sum, and so what remains, is the same (the next write expires them)."""
         now = self.clock()
-        with self._connection() as conn:
-            try:
+        try:
+            with self._connection() as conn:
                 return self._snapshot(conn, now, limit_micro)
-            except sqlite3.Error as e:
-                raise LedgerError(f"budget ledger {self.path} is unavailable: {e}") from e
+        except sqlite3.Error as e:
+            raise LedgerError(f"budget ledger {self.path} is unavailable: {e}") from e
 
     def spend_by_model(self, day: str | None = None) -> list[dict[str, Any]]:
         day = day or budget_day(self.clock(), self.tz)
@@ -337,6 +337,12 @@ class Ledger:
             raise _Busy
         try:
             yield conn
+        except sqlite3.OperationalError as e:
+            # a read the loop's connection could not start at once (a WAL being reset)
+            if nowait and e.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY \
+                    and not conn.in_transaction:
+                raise _Busy from e
+            raise
         finally:
             lock.release()
 
