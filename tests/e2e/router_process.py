@@ -125,8 +125,9 @@ def server_env(home: Path, db: Path) -> dict[str, str]:
 
 
 @contextmanager
-def serving(config: Path, workdir: Path, *, startup_s: float = 60) -> Iterator[RouterServer]:
-    """Run `ai-router serve` on a free loopback port until the block ends."""
+def serving(config: Path, workdir: Path, *, startup_s: float = 60,
+            workers: int = 1) -> Iterator[RouterServer]:
+    """Run `ai-router serve [--workers N]` on a free loopback port until the block ends."""
     port = free_port()
     home, db, log = workdir / "router-home", workdir / "ledger.db", workdir / "serve.log"
     home.mkdir(parents=True, exist_ok=True)
@@ -134,7 +135,7 @@ def serving(config: Path, workdir: Path, *, startup_s: float = 60) -> Iterator[R
         # cwd = workdir: no ./models.toml or ./.env of the project can leak in
         process = subprocess.Popen(
             [_executable(), "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--config", str(config)],
+             "--config", str(config), "--workers", str(workers)],
             cwd=workdir, env=server_env(home, db), stdin=subprocess.DEVNULL,
             stdout=sink, stderr=subprocess.STDOUT)
     server = RouterServer(f"http://127.0.0.1:{port}", db, log, process)

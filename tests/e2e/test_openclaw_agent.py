@@ -4,7 +4,8 @@ OpenClaw (`openclaw agent exec`, installed by scripts/install-openclaw.sh), conf
 docs/openclaw.example.json5 ("ai-router/auto"), talks to a real `ai-router serve`
 subprocess; ai-router routes to a scripted loopback upstream speaking OpenAI's wire
 format (the paid provider) and writes a real SQLite ledger. An agent turn costs 10-20 s
-here, so both tests share one server.
+here, so both tests share one server. It runs two workers, as a busy user would run it:
+the requests of one agent turn may land on either, sharing one ledger.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("openclaw-e2e")
     upstream = OpenAIUpstream(handler=UNSCRIPTED)
     with upstream.running() as upstream_v1, \
-            serving(write_models_toml(root, upstream_v1), root) as server:
+            serving(write_models_toml(root, upstream_v1), root, workers=2) as server:
+        assert "(2 workers)" in server.output(), server.output()
         config = write_config(root / "openclaw", server.v1)
         openclaw = OPENCLAW.isolated(root / "openclaw-home")
         validated = openclaw.validate(config)
