@@ -332,9 +332,9 @@ async def components(config_path: Path, upstream: int, folder: Path) -> list[tup
                     lambda: conn.post(direct))  # noqa: B023
         conn.close()
         async with aiohttp.ClientSession() as session:
-            async def via_aiohttp() -> Any:
+            async def via_aiohttp(body: bytes = direct) -> Any:
                 async with session.post(f"http://127.0.0.1:{upstream}/v1{PATH[3:].decode()}",
-                                        data=direct, headers=AIOHTTP_HEADERS) as reply:
+                                        data=body, headers=AIOHTTP_HEADERS) as reply:
                     return json.loads(await reply.read())
             await timed(f"{name}: aiohttp alone (the SDK's transport, without the SDK)",
                         via_aiohttp)

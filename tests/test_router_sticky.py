@@ -14,6 +14,7 @@ from routing_setup import ANTHROPIC, DEEPSEEK, plant_keys, standard_models, writ
 from upstreams import anthropic_wire as aw
 from upstreams import openai_wire as oa
 
+
 def first_turn(system: str) -> ChatRequest:
     return ChatRequest(model="cheap", messages=[
         {"role": "system", "content": system},

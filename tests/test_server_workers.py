@@ -2,8 +2,8 @@
 
 The real console script starts; uvicorn spawns the workers, each with its own Router on
 the shared SQLite file. Requests over many connections are all answered and each is
-recorded once; Ctrl-C stops every process. (Sticky routing across processes:
-test_router_sticky.py; the ledger's cross-process locking: test_ledger_concurrency.py.)"""
+recorded once; a killed worker is replaced; Ctrl-C stops every process. (Sticky routing
+across processes: test_router_sticky.py; cross-process locking: test_ledger_concurrency.py.)"""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def test_two_workers_share_the_port_and_the_ledger_and_stop_together(up, tmp_path):
+def test_two_workers_share_the_port_and_the_ledger_and_are_replaced_and_stopped(up, tmp_path):
     up.reset()
     up.deepseek.handler = oa.json_reply(oa.completion_body("ok", usage=oa.usage_body(9, 4)))
     config = write_models_toml(tmp_path, up.urls)
@@ -71,6 +71,14 @@ def test_two_workers_share_the_port_and_the_ledger_and_stop_together(up, tmp_pat
         assert sorted(c["request_id"] for c in calls) == sorted(ids)
         assert {c["status"] for c in calls} == {"settled"}
         assert sorted(o["id"] for o in ledger_rows(db, "outcomes")) == sorted(ids)
+
+        os.kill(workers[0], signal.SIGKILL)  # a worker dies: the supervisor starts another
+        deadline = time.monotonic() + 60
+        while len(children(proc.pid)) < 2 or workers[0] in children(proc.pid):
+            assert time.monotonic() < deadline, "no worker replaced the killed one"
+            time.sleep(0.2)
+        workers = children(proc.pid)
+        assert {status for status, _ in map(ask, range(5))} == {200}
     finally:
         proc.send_signal(signal.SIGINT)
         output = proc.communicate(timeout=60)[0]
