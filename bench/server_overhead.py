@@ -254,6 +254,10 @@ async def measure(direct: int, routed: int, cfg: argparse.Namespace, db: Path,
         d_body, r_body = encode(body, model="fast-model", stream=False), encode(
             body, model="auto", stream=False)
         d_rps, r_rps, held, cpu_ms = [], [], ledger_rows(db), []
+        # steady state: 64 connections opened on both paths (and the router's own pool to
+        # the upstream, per worker) before anything is counted
+        await throughput(direct, d_body, cfg.concurrency, 1.0)
+        await throughput(routed, r_body, cfg.concurrency, 1.0)
         for _ in range(cfg.tp_rounds):
             d_rps.append(await throughput(direct, d_body, cfg.concurrency, cfg.seconds))
             used = cpu_seconds(router_pid)
