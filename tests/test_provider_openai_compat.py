@@ -160,32 +160,30 @@ async def test_the_key_is_sent_as_a_bearer_token(upstream, adapter):
     assert upstream.requests[0].headers["authorization"] == f"Bearer {KEY}"
 
 
-async def test_the_sdks_telemetry_headers_are_not_sent(upstream, adapter):
+async def sent_both_ways(upstream, adapter, request: ChatRequest) -> list:
+    """What the upstream received for `request` asked once plain, once streamed."""
     upstream.push(json_reply(completion_body("ok")),
                   sse_reply([chunk_body({"content": "ok"}, finish_reason="stop")]))
-    request = ChatRequest.from_prompt("hi")
-
     await adapter.complete(request, "gpt-test", 10)
     await collect(adapter, request)
+    return upstream.requests
 
-    for sent in upstream.requests:
+
+async def test_the_sdks_telemetry_headers_are_not_sent(upstream, adapter):
+    for sent in await sent_both_ways(upstream, adapter, ChatRequest.from_prompt("hi")):
         assert not [h for h in sent.headers if h.startswith("x-stainless")], sent.headers
         assert sent.headers["user-agent"].startswith("AsyncOpenAI/Python")
 
 
 async def test_requests_are_json_with_non_ascii_text_intact(upstream, adapter):
-    upstream.push(json_reply(completion_body("ok")),
-                  sse_reply([chunk_body({"content": "ok"}, finish_reason="stop")]))
     request = ChatRequest.from_prompt("Grüße aus Köln, 東京 🚀")
+    sent_plain, sent_streamed = await sent_both_ways(upstream, adapter, request)
 
-    await adapter.complete(request, "gpt-test", 10)
-    await collect(adapter, request)
-
-    for sent in upstream.requests:
+    for sent in (sent_plain, sent_streamed):
         assert sent.headers["content-type"] == "application/json"
         assert sent.body["messages"] == request.messages
-    assert upstream.requests[1].body["stream"] is True
-    assert upstream.requests[1].body["stream_options"] == {"include_usage": True}
+    assert sent_streamed.body["stream"] is True
+    assert sent_streamed.body["stream_options"] == {"include_usage": True}
 
 
 async def test_tool_calls_round_trip_in_openai_shape(upstream, adapter):

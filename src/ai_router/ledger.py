@@ -339,8 +339,7 @@ class Ledger:
             yield conn
         except sqlite3.OperationalError as e:
             # a read the loop's connection could not start at once (a WAL being reset)
-            if nowait and e.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY \
-                    and not conn.in_transaction:
+            if nowait and _busy(e) and not conn.in_transaction:
                 raise _Busy from e
             raise
         finally:
@@ -371,7 +370,7 @@ class Ledger:
         try:
             conn.execute("BEGIN IMMEDIATE")  # the shared connection waits up to busy_timeout
         except sqlite3.OperationalError as e:
-            if conn is self._loop_conn and e.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+            if conn is self._loop_conn and _busy(e):
                 raise _Busy from e
             raise
 
@@ -457,6 +456,11 @@ def open_database(path: Path) -> Database:
     except (OSError, sqlite3.Error) as e:
         raise LedgerError(f"cannot open the budget ledger at {path}: {e}; check the path "
                           "(AI_ROUTER_DB or `database` in models.toml) and its permissions") from e
+
+
+def _busy(e: sqlite3.OperationalError) -> bool:
+    """Another connection holds the lock this statement needed (SQLITE_BUSY)."""
+    return e.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
 
 
 def _connect(path: Path, *, busy_timeout_ms: int) -> sqlite3.Connection:

@@ -14,6 +14,8 @@ from .security import API_KEY_ENV, DEFAULT_MAX_BODY_BYTES, check_bind
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from ..router import Router
+
 WORKER_OPTIONS_ENV = "AI_ROUTER_SERVE_WORKER"  # how `serve --workers N` briefs each worker
 
 
@@ -36,16 +38,14 @@ def serve(host: Annotated[str, typer.Option(
     (OpenAI-compatible: point OpenClaw or any OpenAI SDK at http://HOST:PORT/v1)."""
     import uvicorn
 
-    from ..config import Keys, load_config
-    from ..router import Router
-    from .app import create_app
+    from ..config import Keys
 
     api_key = Keys.load().get(API_KEY_ENV)  # environment or .env, like the provider keys
     check_bind(host, api_key)
     options = {"config": str(config) if config else None, "offline": offline_forced(offline),
                "max_body_bytes": int(max_body_mb * 2**20)}
     # built here even for workers: a bad config or ledger is one line before anything starts
-    router = Router.from_config(load_config(config), offline=options["offline"])
+    router = _router(options)
     err.print(f"ai-router: serving http://{host}:{port}/v1"
               f"{' (bearer key required)' if api_key else ''}"
               f"{' (offline-only)' if router.offline else ''}"
@@ -53,9 +53,7 @@ def serve(host: Annotated[str, typer.Option(
     settings = {"host": host, "port": port, "log_level": "info", "log_config": _log_config(),
                 "access_log": access_log}
     if workers == 1:
-        app_ = create_app(router, api_key=api_key, max_body_bytes=options["max_body_bytes"])
-        _freeze_startup_objects()
-        uvicorn.run(app_, **settings)
+        uvicorn.run(_app(router, api_key, options), **settings)
         return
     router.ledger.close()
     os.environ[WORKER_OPTIONS_ENV] = json.dumps(options)  # no key in it: workers load their own
@@ -65,14 +63,23 @@ def serve(host: Annotated[str, typer.Option(
 def worker_app() -> FastAPI:
     """One process of `serve --workers N` (uvicorn starts each afresh): its own Router on
     the shared ledger, which keeps the money, the outcome log and sticky routing."""
-    from ..config import Keys, load_config
-    from ..router import Router
-    from .app import create_app
+    from ..config import Keys
 
     options = json.loads(os.environ[WORKER_OPTIONS_ENV])
-    router = Router.from_config(load_config(options["config"]), offline=options["offline"])
-    app_ = create_app(router, api_key=Keys.load().get(API_KEY_ENV),
-                      max_body_bytes=options["max_body_bytes"])
+    return _app(_router(options), Keys.load().get(API_KEY_ENV), options)
+
+
+def _router(options: dict) -> Router:
+    from ..config import load_config
+    from ..router import Router
+
+    return Router.from_config(load_config(options["config"]), offline=options["offline"])
+
+
+def _app(router: Router, api_key: str | None, options: dict) -> FastAPI:
+    from .app import create_app
+
+    app_ = create_app(router, api_key=api_key, max_body_bytes=options["max_body_bytes"])
     _freeze_startup_objects()
     return app_
 
